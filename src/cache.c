@@ -1,0 +1,241 @@
+/*
+ * Paged KV cache: create, append (with summary updates), truncate, free.
+ * Every mutating call allocates everything it needs before it changes
+ * anything, so a failure leaves the cache exactly as it was.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- create / free ---------------------------------------------------------- */
+
+static int check_config(const vs_cache_config *cfg) {
+    if (cfg->heads == 0 || cfg->kv_heads == 0 || cfg->heads > VS_MAX_HEADS ||
+        cfg->heads % cfg->kv_heads != 0)
+        return VS_E_HEADS;
+    if (cfg->head_dim == 0 || cfg->head_dim > VS_MAX_DIM || cfg->value_dim == 0 ||
+        cfg->value_dim > VS_MAX_DIM)
+        return VS_E_DIM;
+    if (cfg->page_size > VS_MAX_PAGE_SIZE) return VS_E_PAGE;
+    if (cfg->dtype != VS_DTYPE_F32) return VS_E_DTYPE;
+    return VS_OK;
+}
+
+int vs_cache_create(const vs_cache_config *config, vs_cache **out) {
+    if (!out) return VS_E_NULL;
+    *out = NULL;
+    if (!config) return VS_E_NULL;
+    int st = check_config(config);
+    if (st) return st;
+    vs_cache *c = vs_alloc(sizeof *c);
+    if (!c) return VS_E_NOMEM;
+    memset(c, 0, sizeof *c);
+    c->cfg = *config;
+    if (c->cfg.page_size == 0) c->cfg.page_size = VS_DEFAULT_PAGE_SIZE;
+    c->kabs = vs_alloc((size_t)c->cfg.kv_heads * c->cfg.head_dim * sizeof(float));
+    if (!c->kabs) {
+        vs_dealloc(c);
+        return VS_E_NOMEM;
+    }
+    memset(c->kabs, 0, (size_t)c->cfg.kv_heads * c->cfg.head_dim * sizeof(float));
+    *out = c;
+    return VS_OK;
+}
+
+void vs_cache_free(vs_cache *c) {
+    if (!c) return;
+    for (uint32_t p = 0; p < c->npages; p++) vs_dealloc(c->page[p]);
+    vs_dealloc(c->page);
+    vs_dealloc(c->summ);
+    vs_dealloc(c->vnorm);
+    vs_dealloc(c->kabs);
+    vs_scratch_free(&c->ws);
+    vs_dealloc(c);
+}
+
+/* ---- append ------------------------------------------------------------------ */
+
+/* Upper bound of ||v||_2 as a float: double sum, then rounded up. */
+static float value_norm_up(const float *v, size_t n) {
+    double s = 0;
+    for (size_t j = 0; j < n; j++) s += (double)v[j] * v[j];
+    float f = (float)(sqrt(s) * (1.0 + 1e-12));
+    return nextafterf(f, INFINITY);
+}
+
+/* Writes token `pos` of KV head g and folds it into the page summary. */
+static void store_token(vs_cache *c, uint32_t pos, uint32_t g, const float *k, const float *v) {
+    const uint32_t S = c->cfg.page_size, d = c->cfg.head_dim, dv = c->cfg.value_dim;
+    const uint32_t p = pos / S, i = pos % S;
+    memcpy((float *)vs_page_keys(c, p, g) + (size_t)i * d, k, d * sizeof(float));
+    memcpy((float *)vs_page_values(c, p, g) + (size_t)i * dv, v, dv * sizeof(float));
+    float *lo = vs_summary(c, g, p), *hi = lo + d, *kabs = c->kabs + (size_t)g * d;
+    float vn = value_norm_up(v, dv), *vmax = c->vnorm + (size_t)g * c->page_cap + p;
+    if (i == 0) {
+        memcpy(lo, k, d * sizeof(float));
+        memcpy(hi, k, d * sizeof(float));
+        *vmax = vn;
+    } else {
+        for (uint32_t j = 0; j < d; j++) {
+            lo[j] = k[j] < lo[j] ? k[j] : lo[j];
+            hi[j] = k[j] > hi[j] ? k[j] : hi[j];
+        }
+        *vmax = vn > *vmax ? vn : *vmax;
+    }
+    for (uint32_t j = 0; j < d; j++) {
+        float a = fabsf(k[j]);
+        kabs[j] = a > kabs[j] ? a : kabs[j];
+    }
+}
+
+/* Grows page, summ and vnorm to hold `need` pages; all or nothing. */
+static int grow_pages(vs_cache *c, uint32_t need) {
+    if (need <= c->page_cap) return VS_OK;
+    const size_t G = c->cfg.kv_heads, d2 = 2 * (size_t)c->cfg.head_dim;
+    uint32_t cap = c->page_cap ? c->page_cap : 16;
+    while (cap < need) cap = cap > UINT32_MAX / 2 ? need : cap * 2;
+    float **page = vs_alloc(cap * sizeof *page);
+    float *summ = vs_alloc(G * cap * d2 * sizeof *summ);
+    float *vnorm = vs_alloc(G * cap * sizeof *vnorm);
+    if (!page || !summ || !vnorm) {
+        vs_dealloc(page);
+        vs_dealloc(summ);
+        vs_dealloc(vnorm);
+        return VS_E_NOMEM;
+    }
+    if (c->npages) {
+        memcpy(page, c->page, c->npages * sizeof *page);
+        for (size_t g = 0; g < G; g++) {
+            memcpy(summ + g * cap * d2, c->summ + g * c->page_cap * d2,
+                   c->npages * d2 * sizeof *summ);
+            memcpy(vnorm + g * cap, c->vnorm + g * c->page_cap, c->npages * sizeof *vnorm);
+        }
+    }
+    vs_dealloc(c->page);
+    vs_dealloc(c->summ);
+    vs_dealloc(c->vnorm);
+    c->page = page;
+    c->summ = summ;
+    c->vnorm = vnorm;
+    c->page_cap = cap;
+    return VS_OK;
+}
+
+int vs_cache_append(vs_cache *c, const float *keys, size_t key_count, const float *values,
+                    size_t value_count) {
+    if (!c) return VS_E_NULL;
+    const size_t G = c->cfg.kv_heads, d = c->cfg.head_dim, dv = c->cfg.value_dim;
+    const size_t krow = G * d, vrow = G * dv;
+    if (key_count % krow != 0 || value_count % vrow != 0 || key_count / krow != value_count / vrow)
+        return VS_E_LENGTH;
+    const size_t n = key_count / krow;
+    if (n == 0) return VS_OK;
+    if (!keys || !values) return VS_E_NULL;
+    if (n > VS_MAX_TOKENS - c->length) return VS_E_CAPACITY;
+    int st = vs_check_finite(keys, key_count);
+    if (!st) st = vs_check_finite(values, value_count);
+    if (st) return st;
+
+    const uint32_t S = c->cfg.page_size, new_len = c->length + (uint32_t)n;
+    const uint32_t new_pages = (new_len + S - 1) / S;
+    /* The page blocks first (into spare slots past npages), then the arrays. */
+    float *fresh[64];
+    float **blocks = fresh;
+    const uint32_t add = new_pages - c->npages;
+    if (add > 64 && !(blocks = vs_alloc(add * sizeof *blocks))) return VS_E_NOMEM;
+    uint32_t got = 0;
+    for (; got < add; got++)
+        if (!(blocks[got] = vs_alloc(vs_page_floats(c) * sizeof(float)))) break;
+    if (got < add || grow_pages(c, new_pages) != VS_OK) {
+        for (uint32_t i = 0; i < got; i++) vs_dealloc(blocks[i]);
+        if (blocks != fresh) vs_dealloc(blocks);
+        return VS_E_NOMEM;
+    }
+    /* Nothing can fail from here on. */
+    for (uint32_t i = 0; i < add; i++) c->page[c->npages + i] = blocks[i];
+    if (blocks != fresh) vs_dealloc(blocks);
+    c->npages = new_pages;
+    for (size_t t = 0; t < n; t++)
+        for (uint32_t g = 0; g < G; g++)
+            store_token(c, c->length + (uint32_t)t, g, keys + t * krow + g * d,
+                        values + t * vrow + g * dv);
+    c->length = new_len;
+    c->ws.sel_valid = 0;
+    return VS_OK;
+}
+
+/* ---- truncate ------------------------------------------------------------------ */
+
+int vs_cache_truncate(vs_cache *c, size_t length) {
+    if (!c) return VS_E_NULL;
+    if (length > c->length) return VS_E_LENGTH;
+    if (length == c->length) return VS_OK;
+    const uint32_t S = c->cfg.page_size, G = c->cfg.kv_heads, d = c->cfg.head_dim;
+    const uint32_t keep = (uint32_t)((length + S - 1) / S);
+    for (uint32_t p = keep; p < c->npages; p++) vs_dealloc(c->page[p]);
+    c->npages = keep;
+    c->length = (uint32_t)length;
+    c->ws.sel_valid = 0;
+    if (length % S != 0) { /* a summary cannot forget a token: rebuild the last page's */
+        const uint32_t p = keep - 1, n = (uint32_t)(length % S);
+        for (uint32_t g = 0; g < G; g++) {
+            const float *k = vs_page_keys(c, p, g), *v = vs_page_values(c, p, g);
+            float *lo = vs_summary(c, g, p), *hi = lo + d;
+            float *vmax = c->vnorm + (size_t)g * c->page_cap + p;
+            memcpy(lo, k, d * sizeof(float));
+            memcpy(hi, k, d * sizeof(float));
+            *vmax = value_norm_up(v, c->cfg.value_dim);
+            for (uint32_t i = 1; i < n; i++) {
+                const float *ki = k + (size_t)i * d;
+                for (uint32_t j = 0; j < d; j++) {
+                    lo[j] = ki[j] < lo[j] ? ki[j] : lo[j];
+                    hi[j] = ki[j] > hi[j] ? ki[j] : hi[j];
+                }
+                float vn = value_norm_up(v + (size_t)i * c->cfg.value_dim, c->cfg.value_dim);
+                *vmax = vn > *vmax ? vn : *vmax;
+            }
+        }
+    }
+    /* kabs from the remaining summaries, so the rounding bounds stay tight. */
+    for (uint32_t g = 0; g < G; g++) {
+        float *kabs = c->kabs + (size_t)g * d;
+        memset(kabs, 0, d * sizeof(float));
+        for (uint32_t p = 0; p < keep; p++) {
+            const float *lo = vs_summary(c, g, p), *hi = lo + d;
+            for (uint32_t j = 0; j < d; j++) {
+                float a = fabsf(lo[j]) > fabsf(hi[j]) ? fabsf(lo[j]) : fabsf(hi[j]);
+                kabs[j] = a > kabs[j] ? a : kabs[j];
+            }
+        }
+    }
+    return VS_OK;
+}
+
+/* ---- queries ---------------------------------------------------------------------- */
+
+int vs_cache_length(const vs_cache *c, size_t *length) {
+    if (!c || !length) return VS_E_NULL;
+    *length = c->length;
+    return VS_OK;
+}
+
+int vs_cache_get_info(const vs_cache *c, vs_cache_info *info) {
+    if (!c || !info) return VS_E_NULL;
+    const vs_cache_config *k = &c->cfg;
+    const double G = k->kv_heads, d = k->head_dim, dv = k->value_dim, S = k->page_size;
+    info->heads = k->heads;
+    info->kv_heads = k->kv_heads;
+    info->head_dim = k->head_dim;
+    info->value_dim = k->value_dim;
+    info->page_size = k->page_size;
+    info->dtype = k->dtype;
+    info->length = c->length;
+    info->pages = c->npages;
+    info->kv_bytes = c->npages * G * S * (d + dv) * sizeof(float);
+    info->summary_bytes = c->npages * G * (2 * d + 1) * sizeof(float);
+    info->reserved_bytes = sizeof *c + (double)c->npages * vs_page_floats(c) * sizeof(float) +
+                           c->page_cap * (sizeof(float *) + G * (2 * d + 1) * sizeof(float)) +
+                           G * d * sizeof(float) + (double)c->ws.bytes;
+    return VS_OK;
+}

@@ -1,0 +1,511 @@
+/*
+ * Dense and sparse decode, and the certificate.
+ *
+ *   dense:  per KV head, one pass over the pages with an online softmax for
+ *           every query head of the group (keys and values read once).
+ *   sparse: per query head
+ *     route   page bounds u_p (kernels->page_bounds), sink + recent + top-P
+ *     select  exact scores in the routed pages, top-Kc candidates
+ *     solve   softmax over the candidates, out = sum alpha_i v_i
+ *     certify R = sum_{unrouted} n_p e^{u_p} + sum_{routed, not C} e^{s_j},
+ *             rho <= R / (Z_C + R), ||out - dense|| <= rho (||out|| + vmax_off)
+ *             + the float32 rounding of the whole computation (below).
+ *
+ * Rounding model (every term of the bound is an upper bound, so the bound
+ * holds for the float32 output against exact attention on the same inputs):
+ *   u = 2^-24, gamma(n) = n u / (1 - n u) (Higham).
+ *   Scores and page bounds: canonical 8-lane sums of d products, then * scale,
+ *   so |computed - exact| <= ds = scale * gamma(ceil(d/8) + 5) * sum_j |q_j| kabs_j,
+ *   the +5 also covering the float rounding of scale = 1/sqrt(d).
+ *   A weight vs_exp(fl(s - m)) is within a factor kappa = e^(ds + 100u) (1 + VS_EXP_REL_ERR)
+ *   of e^(s_true - m) (|fl(s - m) - (s - m)| <= 88u where the term is kept);
+ *   terms with fl(s - m) <= VS_EXP_LO are dropped and each is < e^(-87 + ds + 1e-5).
+ *   A canonical sum of n positive terms is within gamma(ceil(n/8) + 3).
+ * Certificate combination runs in double, in the log domain, so nothing
+ * overflows even when an unrouted bound exceeds every candidate score.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernels/vexp.h"
+
+#define U24 (1.0 / 16777216.0)
+
+static double gamma_n(double n) { return n * U24 / (1.0 - n * U24); }
+
+/* Rounds a non-negative double up to a float that is >= it. */
+static float round_up(double x) {
+    if (!(x < 3.0e38)) return INFINITY;
+    float f = (float)x;
+    return (double)f < x ? nextafterf(f, INFINITY) : f;
+}
+
+static double log_add(double a, double b) { /* log(e^a + e^b) */
+    if (a == -INFINITY) return b;
+    if (b == -INFINITY) return a;
+    double m = a > b ? a : b;
+    return m + log1p(exp(-fabs(a - b)));
+}
+
+/* ---- scratch ----------------------------------------------------------------- */
+
+void vs_scratch_free(vs_scratch *w) {
+    void *all[] = {w->bound, w->page_list, w->rest,      w->tok_score, w->tok_index,
+                   w->cand,  w->w,         w->cs,        (void *)w->rows, w->heap,
+                   w->acc,   w->hm,        w->hl,        w->sel_tokens, w->sel_pages,
+                   w->sel_ntok, w->sel_npage, w->sel_dense};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vs_dealloc(all[i]);
+    memset(w, 0, sizeof *w);
+}
+
+typedef struct scratch_need {
+    size_t pages, tokens, cand, routed; /* routed: pages in one head's routing */
+} scratch_need;
+
+/* Grows the scratch to `need`; all or nothing (contents are not kept). */
+static int ensure_scratch(vs_cache *c, scratch_need need) {
+    vs_scratch *w = &c->ws;
+    const size_t heads = c->cfg.heads, S = c->cfg.page_size, dv = c->cfg.value_dim;
+    if (w->acc && need.pages <= w->cap_pages && need.tokens <= w->cap_tokens &&
+        need.cand <= w->cap_cand && need.cand <= w->sel_cap_tokens &&
+        need.routed <= w->sel_cap_pages)
+        return VS_OK;
+    vs_scratch n = {0};
+    /* Grow geometrically so a slowly growing cache does not reallocate per call. */
+    n.cap_pages = need.pages > w->cap_pages ? need.pages + need.pages / 2 + 16 : w->cap_pages;
+    n.cap_tokens = need.tokens > w->cap_tokens ? need.tokens + need.tokens / 2 + 64 : w->cap_tokens;
+    n.cap_cand = need.cand > w->cap_cand ? need.cand : w->cap_cand;
+    n.sel_cap_tokens = n.cap_cand;
+    n.sel_cap_pages = need.routed > w->sel_cap_pages ? need.routed : w->sel_cap_pages;
+    if (n.sel_cap_pages > n.cap_pages) n.sel_cap_pages = n.cap_pages;
+    const size_t small = n.cap_cand > S ? n.cap_cand : S;
+    const size_t heap = n.cap_cand > n.cap_pages ? n.cap_cand : n.cap_pages;
+    struct {
+        void **slot;
+        size_t bytes;
+    } plan[] = {
+        {(void **)&n.bound, n.cap_pages * sizeof(float)},
+        {(void **)&n.page_list, n.cap_pages * sizeof(uint32_t)},
+        {(void **)&n.rest, n.cap_pages * sizeof(float)},
+        {(void **)&n.tok_score, n.cap_tokens * sizeof(float)},
+        {(void **)&n.tok_index, n.cap_tokens * sizeof(uint32_t)},
+        {(void **)&n.cand, n.cap_cand * sizeof(uint32_t)},
+        {(void **)&n.w, small * sizeof(float)},
+        {(void **)&n.cs, small * sizeof(float)},
+        {(void **)&n.rows, small * sizeof(float *)},
+        {(void **)&n.heap, heap * sizeof(vs_topk_item)},
+        {(void **)&n.acc, heads * dv * sizeof(float)},
+        {(void **)&n.hm, heads * sizeof(float)},
+        {(void **)&n.hl, heads * sizeof(float)},
+        {(void **)&n.sel_tokens, heads * n.sel_cap_tokens * sizeof(uint32_t)},
+        {(void **)&n.sel_pages, heads * n.sel_cap_pages * sizeof(uint32_t)},
+        {(void **)&n.sel_ntok, heads * sizeof(uint32_t)},
+        {(void **)&n.sel_npage, heads * sizeof(uint32_t)},
+        {(void **)&n.sel_dense, heads * sizeof(uint32_t)},
+    };
+    const size_t count = sizeof plan / sizeof plan[0];
+    for (size_t i = 0; i < count; i++) {
+        if (!(*plan[i].slot = vs_alloc(plan[i].bytes))) {
+            for (size_t j = 0; j < i; j++) vs_dealloc(*plan[j].slot);
+            return VS_E_NOMEM;
+        }
+        n.bytes += plan[i].bytes;
+    }
+    vs_scratch_free(w);
+    *w = n;
+    return VS_OK;
+}
+
+/* ---- shared checks -------------------------------------------------------------- */
+
+static int resolve_scale(const vs_cache *c, float scale, float *out) {
+    if (scale == 0.0f) {
+        *out = (float)(1.0 / sqrt((double)c->cfg.head_dim));
+        return VS_OK;
+    }
+    if (!(scale > 0.0f) || !isfinite(scale)) return VS_E_OPTION;
+    *out = scale;
+    return VS_OK;
+}
+
+/* sum_j |q_j| kabs_j: bounds every |score| / scale, and sets the rounding scale. */
+static double query_key_abs(const vs_cache *c, const float *qh, uint32_t g) {
+    const float *kabs = c->kabs + (size_t)g * c->cfg.head_dim;
+    double a = 0;
+    for (uint32_t j = 0; j < c->cfg.head_dim; j++) a += fabs((double)qh[j]) * kabs[j];
+    return a * (1.0 + 1e-12);
+}
+
+static int check_query(const vs_cache *c, const float *q, size_t q_count, float *out,
+                       size_t out_count, float scale) {
+    if (!q || !out) return VS_E_NULL;
+    if (q_count != (size_t)c->cfg.heads * c->cfg.head_dim ||
+        out_count != (size_t)c->cfg.heads * c->cfg.value_dim)
+        return VS_E_LENGTH;
+    if (c->length == 0) return VS_E_EMPTY;
+    int st = vs_check_finite(q, q_count);
+    if (st) return st;
+    /* |score| <= scale * sum |q_j| kabs_j: refuse what could overflow float. */
+    const uint32_t group = c->cfg.heads / c->cfg.kv_heads;
+    for (uint32_t h = 0; h < c->cfg.heads; h++)
+        if (scale * query_key_abs(c, q + (size_t)h * c->cfg.head_dim, h / group) > 1.0e30)
+            return VS_E_RANGE;
+    return VS_OK;
+}
+
+/* Score rounding bound ds (see the rounding model above). */
+static double score_error(const vs_cache *c, float scale, double qk_abs) {
+    return scale * gamma_n(ceil(c->cfg.head_dim / 8.0) + 5) * qk_abs;
+}
+
+/* Upper bound of the float32 rounding of out = (sum_i w_i v_i) / Z, where every
+   weight is within a factor kappa of its exact value, Z is a sum within
+   relative gz, the accumulation is a sequential sum of n_acc terms, and
+   `dropped` bounds the exact normalized mass of weights that underflowed. */
+static double rounding_term(double vmax, double kappa, double gz, double n_acc, double dropped) {
+    const double k2 = kappa * kappa * (1 + gz) / (1 - gz);
+    return vmax * ((k2 - 1) + (gamma_n(n_acc + 1) + 2 * U24) * k2 * (1 + gamma_n(n_acc + 1)) +
+                   dropped) * (1 + 1e-9);
+}
+
+static double norm2(const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return sqrt(s);
+}
+
+/* ---- dense -------------------------------------------------------------------------- */
+
+/* Online-softmax attention of query heads [h0, h1), all reading KV head g.
+   If ent is not NULL it receives exp(entropy) per head, and *rescales the
+   number of max updates (for the rounding bound). */
+static void dense_group(vs_cache *c, const vs_kernels *K, uint32_t g, uint32_t h0, uint32_t h1,
+                        const float *q, float scale, float *out, double *ent,
+                        uint32_t *rescales) {
+    const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim;
+    vs_scratch *w = &c->ws;
+    double ent_acc[1] = {0}; /* sum p_i (s_i - m), only for a single head */
+    uint32_t nres = 0;
+    for (uint32_t h = h0; h < h1; h++) {
+        w->hm[h] = -INFINITY;
+        w->hl[h] = 0;
+        memset(w->acc + (size_t)h * dv, 0, dv * sizeof(float));
+    }
+    for (uint32_t p = 0; p < c->npages; p++) {
+        const uint32_t n = vs_page_count(c, p);
+        const float *kp = vs_page_keys(c, p, g), *vp = vs_page_values(c, p, g);
+        for (uint32_t i = 0; i < n; i++) w->rows[i] = vp + (size_t)i * dv;
+        for (uint32_t h = h0; h < h1; h++) {
+            float *acc = w->acc + (size_t)h * dv, *sc = w->w;
+            K->scores(kp, n, d, q + (size_t)h * d, scale, sc);
+            const float bm = K->max(sc, n);
+            if (bm > w->hm[h]) { /* new running max: rescale what we have */
+                if (p > 0) {
+                    const float f = vs_exp(w->hm[h] - bm);
+                    /* sum p'(s - m') = f (sum p (s - m) + (m - m') sum p) */
+                    if (ent) ent_acc[0] = f * (ent_acc[0] + ((double)w->hm[h] - bm) * w->hl[h]);
+                    K->scale(acc, dv, f);
+                    w->hl[h] = w->hl[h] * f;
+                    nres++;
+                }
+                w->hm[h] = bm;
+            }
+            if (ent) memcpy(w->cs, sc, n * sizeof(float));
+            w->hl[h] = w->hl[h] + K->exp_sum(sc, n, w->hm[h]);
+            if (ent)
+                for (uint32_t i = 0; i < n; i++) ent_acc[0] += (double)sc[i] * (w->cs[i] - w->hm[h]);
+            K->accum(w->rows, sc, n, dv, acc);
+        }
+    }
+    for (uint32_t h = h0; h < h1; h++)
+        for (uint32_t j = 0; j < dv; j++)
+            out[(size_t)h * dv + j] = w->acc[(size_t)h * dv + j] / w->hl[h];
+    if (ent) *ent = exp(log(w->hl[h0]) - ent_acc[0] / w->hl[h0]);
+    if (rescales) *rescales = nres;
+}
+
+int vs_decode_dense(vs_cache *c, const float *q, size_t q_count, float scale, float *out,
+                    size_t out_count) {
+    if (!c) return VS_E_NULL;
+    float sc;
+    int st = resolve_scale(c, scale, &sc);
+    if (!st) st = check_query(c, q, q_count, out, out_count, sc);
+    if (!st) st = ensure_scratch(c, (scratch_need){c->npages, 0, 0, 0});
+    if (st) return st;
+    const vs_kernels *K = vs_kernels_active();
+    const uint32_t group = c->cfg.heads / c->cfg.kv_heads;
+    for (uint32_t g = 0; g < c->cfg.kv_heads; g++)
+        dense_group(c, K, g, g * group, (g + 1) * group, q, sc, out, NULL, NULL);
+    return VS_OK;
+}
+
+/* ---- sparse ---------------------------------------------------------------------------- */
+
+static int check_options(const vs_decode_options *o) {
+    if (o->pages == 0 || o->candidates == 0 || o->widen < 2) return VS_E_OPTION;
+    if (o->solver != VS_SOLVER_SOFTMAX) return VS_E_OPTION;
+    if (!(o->tolerance >= 0.0f) || !isfinite(o->tolerance)) return VS_E_OPTION;
+    if (!(o->scale >= 0.0f) || !isfinite(o->scale)) return VS_E_OPTION;
+    return VS_OK;
+}
+
+void vs_decode_options_default(vs_decode_options *o) {
+    if (!o) return;
+    o->pages = 32;
+    o->candidates = 256;
+    o->sink_pages = 1;
+    o->recent_pages = 1;
+    o->solver = VS_SOLVER_SOFTMAX;
+    o->widen = 4;
+    o->scale = 0.0f;
+    o->tolerance = 0.0f;
+}
+
+static size_t mul_sat(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+
+/* Sparse attention for query head h with P routed pages and Kc candidates.
+   Leaves the routed pages in ws.page_list[0..*nroute) and the candidates'
+   token positions in ws.cand[0..diag->candidates) (indices into tok_index). */
+static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh,
+                        float scale, size_t P, size_t Kc, const vs_decode_options *o,
+                        float *out, vs_head_diag *dg, uint32_t *nroute) {
+    vs_scratch *w = &c->ws;
+    const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim, S = c->cfg.page_size;
+    const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads), np = c->npages, T = c->length;
+    const double qk_abs = query_key_abs(c, qh, g), ds = score_error(c, scale, qk_abs);
+    const float *vnorm = c->vnorm + (size_t)g * c->page_cap;
+
+    /* route: bounds for every page, then sink + top-P of the middle + recent */
+    K->page_bounds(vs_summary(c, g, 0), np, d, qh, scale, w->bound);
+    const uint32_t sink = o->sink_pages < np ? o->sink_pages : np;
+    const uint32_t recent = o->recent_pages < np - sink ? o->recent_pages : np - sink;
+    const uint32_t mid = np - sink - recent;
+    uint32_t nr = 0;
+    for (uint32_t p = 0; p < sink; p++) w->page_list[nr++] = p;
+    if (mid > 0) {
+        size_t got = K->topk(w->bound + sink, mid, P < mid ? P : mid, w->heap, w->page_list + nr);
+        for (size_t i = 0; i < got; i++) w->page_list[nr + i] += sink;
+        nr += (uint32_t)got;
+    }
+    for (uint32_t p = np - recent; p < np; p++) w->page_list[nr++] = p;
+
+    /* select: exact scores of the routed tokens, then the top Kc */
+    size_t nt = 0;
+    for (uint32_t r = 0; r < nr; r++) {
+        const uint32_t p = w->page_list[r], n = vs_page_count(c, p);
+        K->scores(vs_page_keys(c, p, g), n, d, qh, scale, w->tok_score + nt);
+        for (uint32_t i = 0; i < n; i++) w->tok_index[nt + i] = p * S + i;
+        nt += n;
+    }
+    size_t nc;
+    if (Kc >= nt) {
+        nc = nt;
+        for (size_t i = 0; i < nt; i++) w->cand[i] = (uint32_t)i;
+    } else {
+        nc = K->topk(w->tok_score, nt, Kc, w->heap, w->cand);
+    }
+
+    /* solve: softmax over the candidates */
+    float cmin = INFINITY;
+    for (size_t i = 0; i < nc; i++) {
+        const uint32_t t = w->tok_index[w->cand[i]];
+        w->cs[i] = w->w[i] = w->tok_score[w->cand[i]];
+        cmin = w->cs[i] < cmin ? w->cs[i] : cmin;
+        w->rows[i] = vs_page_values(c, t / S, g) + (size_t)(t % S) * dv;
+    }
+    const float m = K->max(w->cs, nc);
+    const float Z = K->exp_sum(w->w, nc, m); /* >= 1: the max term is exactly 1 */
+    float *acc = w->acc + (size_t)h * dv;
+    memset(acc, 0, dv * sizeof(float));
+    K->accum(w->rows, w->w, nc, dv, acc);
+    for (uint32_t j = 0; j < dv; j++) out[j] = acc[j] / Z;
+
+    /* certify: what the candidates left out */
+    size_t nrn = 0; /* routed, not candidates: compacted in place */
+    float max_off = -INFINITY;
+    for (size_t i = 0, j = 0; i < nt; i++) {
+        if (j < nc && w->cand[j] == i) {
+            j++;
+            continue;
+        }
+        const float s = w->tok_score[i];
+        max_off = s > max_off ? s : max_off;
+        w->tok_score[nrn++] = s;
+    }
+    const double s_rn = nrn ? K->exp_sum(w->tok_score, nrn, m) : 0.0;
+    float vmax_r = 0, vmax_u = 0;
+    size_t nu = 0; /* unrouted full pages: compacted bounds */
+    uint32_t last_n = 0;
+    float last_bound = -INFINITY;
+    for (uint32_t p = 0, r = 0; p < np; p++) {
+        if (r < nr && w->page_list[r] == p) {
+            r++;
+            vmax_r = vnorm[p] > vmax_r ? vnorm[p] : vmax_r;
+            continue;
+        }
+        vmax_u = vnorm[p] > vmax_u ? vnorm[p] : vmax_u;
+        const uint32_t n = vs_page_count(c, p);
+        if (n == S) w->rest[nu++] = w->bound[p];
+        else {
+            last_n = n;
+            last_bound = w->bound[p];
+        }
+    }
+    float M_u = last_bound;
+    if (nu) {
+        const float mu = K->max(w->rest, nu);
+        M_u = mu > M_u ? mu : M_u;
+    }
+    max_off = M_u > max_off ? M_u : max_off;
+    const double s_u = nu ? K->exp_sum(w->rest, nu, M_u) : 0.0;
+
+    const size_t nmax = nc > nrn ? (nc > nu ? nc : nu) : (nrn > nu ? nrn : nu);
+    const double gz = gamma_n(ceil(nmax / 8.0) + 3);
+    const double kappa = exp(ds + 100 * U24) * (1 + VS_EXP_REL_ERR);
+    const double drop = exp(VS_EXP_LO + ds + 1e-5);
+    /* everything in the log domain relative to e^m */
+    const double lZ = log(Z / (kappa * (1 + gz)));
+    double lR = -INFINITY;
+    if (nrn) lR = log_add(lR, log(s_rn * kappa / (1 - gz) + nrn * drop));
+    if (nu)
+        lR = log_add(lR, log((double)S * (s_u * kappa / (1 - gz) + nu * drop)) +
+                             ((double)M_u - m));
+    if (last_n) lR = log_add(lR, log((double)last_n) + ((double)last_bound - m) + ds + 1e-9);
+    const double rho = lR == -INFINITY ? 0.0 : 1.0 / (1.0 + exp(lZ - lR));
+
+    const double onorm = norm2(out, dv);
+    const double vmax_off = nrn ? (vmax_u > vmax_r ? vmax_u : vmax_r) : vmax_u;
+    const double fterm = rounding_term(vmax_r, kappa, gz, (double)nc, nc * drop);
+    double ent = 0;
+    for (size_t i = 0; i < nc; i++) ent += (double)w->w[i] * ((double)w->cs[i] - m);
+    const double H = log((double)Z) - ent / Z;
+    const double gap = nc == T ? INFINITY : (double)cmin - max_off - 2 * ds;
+
+    dg->routed_pages = nr;
+    dg->candidates = (uint32_t)nc;
+    dg->fallback = VS_FALLBACK_NONE;
+    dg->iterations = 1;
+    dg->effective_support = (float)fmin(fmax(exp(H), 1.0), (double)nc);
+    dg->gap = (float)gap;
+    dg->leakage_bound = nc == T ? 0.0f : (float)fmin(1.0, (double)(T - nc) / nc * exp(-gap));
+    dg->rho_cert = round_up(rho * (1 + 1e-12));
+    dg->error_bound = round_up((rho * (onorm * (1 + 1e-12) + fterm + vmax_off) + fterm) * (1 + 1e-12));
+    dg->output_norm = (float)onorm;
+    dg->residual = 0.0f;
+    *nroute = nr;
+}
+
+/* Dense decode of one head, with the diagnostics of a fallback. */
+static void dense_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float *q, float scale,
+                       float *out, vs_head_diag *dg) {
+    const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads), dv = c->cfg.value_dim;
+    double eff;
+    uint32_t nres;
+    /* dense_group writes out[h*dv..]; q is the whole query array */
+    dense_group(c, K, g, h, h + 1, q, scale, out, &eff, &nres);
+    const float *vnorm = c->vnorm + (size_t)g * c->page_cap;
+    float vmax = 0;
+    for (uint32_t p = 0; p < c->npages; p++) vmax = vnorm[p] > vmax ? vnorm[p] : vmax;
+    const double ds = score_error(c, scale, query_key_abs(c, q + (size_t)h * c->cfg.head_dim, g));
+    /* each rescale multiplies by one more vs_exp and rounds twice */
+    const double kappa = exp(ds + 100 * U24) * pow((1 + VS_EXP_REL_ERR) * exp(300 * U24), nres + 1);
+    const double gz = gamma_n(ceil(c->cfg.page_size / 8.0) + 3 + c->npages + nres);
+    const double drop = exp(VS_EXP_LO + ds + 1e-5);
+    const double fterm = rounding_term(vmax, kappa, gz, (double)c->length + nres,
+                                       (double)c->length * drop);
+    dg->routed_pages = c->npages;
+    dg->candidates = c->length;
+    dg->fallback = VS_FALLBACK_DENSE;
+    dg->iterations = 1;
+    dg->effective_support = (float)fmin(fmax(eff, 1.0), (double)c->length);
+    dg->gap = INFINITY;
+    dg->leakage_bound = 0.0f;
+    dg->rho_cert = 0.0f;
+    dg->error_bound = round_up(fterm);
+    dg->output_norm = (float)norm2(out + (size_t)h * dv, dv);
+    dg->residual = 0.0f;
+}
+
+int vs_decode(vs_cache *c, const float *q, size_t q_count, const vs_decode_options *options,
+              float *out, size_t out_count, vs_head_diag *diag, size_t diag_count) {
+    if (!c) return VS_E_NULL;
+    vs_decode_options o;
+    if (options) o = *options;
+    else vs_decode_options_default(&o);
+    int st = check_options(&o);
+    if (st) return st;
+    float sc;
+    if ((st = resolve_scale(c, o.scale, &sc))) return st;
+    if ((st = check_query(c, q, q_count, out, out_count, sc))) return st;
+    if (diag && diag_count != c->cfg.heads) return VS_E_LENGTH;
+
+    const size_t np = c->npages, S = c->cfg.page_size;
+    const size_t widen = o.tolerance > 0 ? o.widen : 1;
+    const size_t Pmax = mul_sat(o.pages, widen), Kmax = mul_sat(o.candidates, widen);
+    const size_t forced = (size_t)o.sink_pages + o.recent_pages;
+    const size_t routed = Pmax >= np || forced >= np - Pmax ? np : Pmax + forced;
+    const size_t tokens = routed * S;
+    scratch_need need = {np, tokens, Kmax < tokens ? Kmax : tokens, routed};
+    if ((st = ensure_scratch(c, need))) return st;
+
+    const vs_kernels *K = vs_kernels_active();
+    vs_scratch *w = &c->ws;
+    const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim;
+    for (uint32_t h = 0; h < c->cfg.heads; h++) {
+        const float *qh = q + (size_t)h * d;
+        float *oh = out + (size_t)h * dv;
+        vs_head_diag dg;
+        uint32_t nr;
+        sparse_head(c, K, h, qh, sc, o.pages, o.candidates, &o, oh, &dg, &nr);
+        const double tol = o.tolerance;
+        if (tol > 0 && dg.error_bound > tol * dg.output_norm) {
+            sparse_head(c, K, h, qh, sc, Pmax, Kmax, &o, oh, &dg, &nr);
+            dg.fallback = VS_FALLBACK_WIDENED;
+            if (dg.error_bound > tol * dg.output_norm) dense_head(c, K, h, q, sc, out, &dg);
+        }
+        /* remember the selection for vs_decode_candidates / vs_decode_routed_pages */
+        w->sel_dense[h] = dg.fallback == VS_FALLBACK_DENSE;
+        if (!w->sel_dense[h]) {
+            w->sel_npage[h] = nr;
+            w->sel_ntok[h] = dg.candidates;
+            memcpy(w->sel_pages + h * w->sel_cap_pages, w->page_list, nr * sizeof(uint32_t));
+            uint32_t *st_tok = w->sel_tokens + h * w->sel_cap_tokens;
+            for (uint32_t i = 0; i < dg.candidates; i++) st_tok[i] = w->tok_index[w->cand[i]];
+        }
+        if (diag) diag[h] = dg;
+    }
+    w->sel_valid = 1;
+    return VS_OK;
+}
+
+/* ---- last selection ------------------------------------------------------------------- */
+
+static int selection(const vs_cache *c, uint32_t head, uint32_t *idx, size_t cap, size_t *count,
+                     int pages) {
+    if (!c || !count || (cap && !idx)) return VS_E_NULL;
+    if (head >= c->cfg.heads) return VS_E_HEADS;
+    const vs_scratch *w = &c->ws;
+    *count = 0;
+    if (!w->sel_valid) return VS_OK;
+    if (w->sel_dense[head]) {
+        *count = pages ? c->npages : c->length;
+        for (size_t i = 0; i < cap && i < *count; i++) idx[i] = (uint32_t)i;
+        return VS_OK;
+    }
+    const uint32_t *src = pages ? w->sel_pages + head * w->sel_cap_pages
+                                : w->sel_tokens + head * w->sel_cap_tokens;
+    *count = pages ? w->sel_npage[head] : w->sel_ntok[head];
+    memcpy(idx, src, (cap < *count ? cap : *count) * sizeof(uint32_t));
+    return VS_OK;
+}
+
+int vs_decode_candidates(const vs_cache *c, uint32_t head, uint32_t *idx, size_t cap,
+                         size_t *count) {
+    return selection(c, head, idx, cap, count, 0);
+}
+
+int vs_decode_routed_pages(const vs_cache *c, uint32_t head, uint32_t *idx, size_t cap,
+                           size_t *count) {
+    return selection(c, head, idx, cap, count, 1);
+}

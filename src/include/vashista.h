@@ -1,0 +1,230 @@
+/*
+ * vashista: sparse-attention decode over a paged KV cache, with a certified
+ * error bound.
+ *
+ * Introduction
+ *   A cache (vs_cache) holds, for each of `kv_heads` key/value heads, the keys
+ *   K[T][head_dim] and values V[T][value_dim] of every token decoded so far, in
+ *   pages of `page_size` tokens. Each page keeps a summary: the per-channel
+ *   minimum and maximum of its keys and the largest value norm. A query q per
+ *   query head is answered either
+ *     - densely:  out = softmax(scale * K q) V over every token, or
+ *     - sparsely: the page summaries bound every key's score, the best pages
+ *       (plus sink and recent pages) are scored exactly, the top candidates
+ *       are attended, and a certificate bounds what was skipped:
+ *       ||out_sparse - out_dense||_2 <= error_bound, always.
+ *   Grouped-query attention: `heads` query heads share `kv_heads` KV heads;
+ *   query head h reads KV head h / (heads / kv_heads).
+ *
+ * Conventions
+ *   - Every function that can fail returns an int status: VS_OK (0) or a
+ *     negative VS_E_* code; vs_strerror() turns it into text. Results come back
+ *     through out-parameters.
+ *   - A call that fails leaves the cache exactly as it was.
+ *   - Array lengths are passed as element counts so mismatches are reported
+ *     (VS_E_LENGTH) instead of read past.
+ *   - Create/free pairs; free functions accept NULL.
+ *   - The library never aborts, exits or prints. A cache is not thread-safe;
+ *     distinct caches may be used from distinct threads.
+ *   - Inputs must be finite with |x| <= VS_MAX_ABS (NaN/Inf: VS_E_NONFINITE,
+ *     larger: VS_E_RANGE), so no score or sum can overflow.
+ */
+#ifndef VASHISTA_H
+#define VASHISTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__EMSCRIPTEN__)
+#  include <emscripten/emscripten.h>
+#  define VS_API EMSCRIPTEN_KEEPALIVE
+#elif defined(__GNUC__)
+#  define VS_API __attribute__((visibility("default")))
+#else
+#  define VS_API
+#endif
+
+/* ---- version ------------------------------------------------------------ */
+#define VS_VERSION_MAJOR 0
+#define VS_VERSION_MINOR 1
+#define VS_VERSION_PATCH 0
+#define VS_VERSION_NUMBER (VS_VERSION_MAJOR * 10000 + VS_VERSION_MINOR * 100 + VS_VERSION_PATCH)
+
+/* Returns VS_VERSION_NUMBER of the library that was linked (compare with the header's). */
+VS_API int vs_version_number(void);
+/* Returns "MAJOR.MINOR.PATCH". Static storage. */
+VS_API const char *vs_version_string(void);
+
+/* ---- status codes (values are stable; never renumbered) ------------------ */
+enum vs_status {
+    VS_OK = 0,
+    VS_E_NULL = -1,       /* a required pointer argument is NULL */
+    VS_E_DIM = -2,        /* head_dim or value_dim is 0 or > VS_MAX_DIM */
+    VS_E_HEADS = -3,      /* heads or kv_heads is 0, too large, or heads % kv_heads != 0 */
+    VS_E_PAGE = -4,       /* page_size is out of range */
+    VS_E_LENGTH = -5,     /* an element count does not match the shape, or truncate past the end */
+    VS_E_NONFINITE = -6,  /* NaN or Inf in keys, values or query */
+    VS_E_RANGE = -7,      /* a finite input is too large in magnitude (> VS_MAX_ABS) */
+    VS_E_NOMEM = -8,      /* an allocation failed; nothing was changed */
+    VS_E_OPTION = -9,     /* a decode option is invalid (solver, scale, tolerance...) */
+    VS_E_EMPTY = -10,     /* decode on a cache that holds no tokens */
+    VS_E_ISA = -11,       /* unknown or unsupported instruction set requested */
+    VS_E_DTYPE = -12,     /* unsupported storage dtype */
+    VS_E_CAPACITY = -13   /* the cache would exceed VS_MAX_TOKENS tokens */
+};
+
+/* Returns a static, human-readable description of `status` (never NULL). */
+VS_API const char *vs_strerror(int status);
+
+/* ---- limits --------------------------------------------------------------- */
+#define VS_MAX_DIM 512            /* head_dim and value_dim: 1..512, any value */
+#define VS_MAX_HEADS 1024
+#define VS_MAX_PAGE_SIZE 4096
+#define VS_MAX_TOKENS (1u << 26)  /* 64M tokens per cache */
+#define VS_MAX_ABS 1.0e30f        /* largest accepted |input element| */
+
+/* ---- instruction set ------------------------------------------------------ */
+/* The kernels are chosen once, at first use: the best the CPU supports
+ * ("avx2" > "scalar" natively; "wasmsimd" in the WebAssembly build), unless
+ * the environment variable VASHISTA_ISA names one. vs_set_isa() forces one
+ * ("scalar", "avx2", "wasmsimd", or "auto"); it returns VS_E_ISA for an
+ * unknown name or one this CPU/build cannot run, and then changes nothing.
+ * All ISAs produce bit-identical results (same reduction order, no FMA). */
+VS_API int vs_set_isa(const char *name);
+/* Returns the name of the ISA in use (static storage). */
+VS_API const char *vs_isa_name(void);
+
+/* ---- cache ----------------------------------------------------------------- */
+typedef struct vs_cache vs_cache;
+
+enum vs_dtype { VS_DTYPE_F32 = 0 };
+
+#define VS_DEFAULT_PAGE_SIZE 32
+
+typedef struct vs_cache_config {
+    uint32_t heads;      /* query heads, 1..VS_MAX_HEADS, a multiple of kv_heads */
+    uint32_t kv_heads;   /* KV heads, >= 1 */
+    uint32_t head_dim;   /* d: 1..VS_MAX_DIM */
+    uint32_t value_dim;  /* dv: 1..VS_MAX_DIM */
+    uint32_t page_size;  /* S: tokens per page, 1..VS_MAX_PAGE_SIZE; 0 means VS_DEFAULT_PAGE_SIZE */
+    uint32_t dtype;      /* VS_DTYPE_F32 */
+} vs_cache_config;
+
+/* Creates an empty cache. On success *out owns it (release with vs_cache_free).
+ * Errors: VS_E_NULL, VS_E_HEADS, VS_E_DIM, VS_E_PAGE, VS_E_DTYPE, VS_E_NOMEM;
+ * *out is set to NULL on error. */
+VS_API int vs_cache_create(const vs_cache_config *config, vs_cache **out);
+
+/* Frees the cache and everything it owns. NULL is a no-op. */
+VS_API void vs_cache_free(vs_cache *cache);
+
+/* Appends n tokens. keys: [n][kv_heads][head_dim], values: [n][kv_heads][value_dim],
+ * row-major; key_count and value_count are their element counts, which must
+ * describe the same n (n = 0 is allowed and does nothing). The inputs are
+ * copied; the caller keeps ownership. Summaries are updated in O(d) per token.
+ * Errors: VS_E_NULL, VS_E_LENGTH, VS_E_NONFINITE, VS_E_RANGE, VS_E_CAPACITY,
+ * VS_E_NOMEM. On error nothing was appended. */
+VS_API int vs_cache_append(vs_cache *cache, const float *keys, size_t key_count,
+                           const float *values, size_t value_count);
+
+/* Keeps the first `length` tokens and drops the rest (length <= current length).
+ * Frees dropped pages and recomputes the summary of a partial last page.
+ * Errors: VS_E_NULL, VS_E_LENGTH. Never allocates, so never VS_E_NOMEM. */
+VS_API int vs_cache_truncate(vs_cache *cache, size_t length);
+
+typedef struct vs_cache_info {
+    uint32_t heads, kv_heads, head_dim, value_dim, page_size, dtype;
+    uint32_t length;          /* tokens stored */
+    uint32_t pages;           /* pages in use: ceil(length / page_size) */
+    double kv_bytes;          /* bytes of keys and values stored (pages in use, full pages) */
+    double summary_bytes;     /* bytes of page summaries in use */
+    double reserved_bytes;    /* everything the cache holds, including capacity and scratch */
+} vs_cache_info;
+
+/* Fills *info. Errors: VS_E_NULL. */
+VS_API int vs_cache_get_info(const vs_cache *cache, vs_cache_info *info);
+
+/* Writes the number of tokens stored to *length. Errors: VS_E_NULL. */
+VS_API int vs_cache_length(const vs_cache *cache, size_t *length);
+
+/* ---- dense decode ----------------------------------------------------------- */
+/* out[h] = softmax(scale * K_g q[h]) V_g for every query head h, in one pass
+ * per KV head (online softmax). q: [heads][head_dim], out: [heads][value_dim].
+ * scale = 0 means 1/sqrt(head_dim); otherwise it must be finite and > 0.
+ * Errors: VS_E_NULL, VS_E_LENGTH, VS_E_NONFINITE, VS_E_RANGE, VS_E_OPTION,
+ * VS_E_EMPTY. */
+VS_API int vs_decode_dense(vs_cache *cache, const float *q, size_t q_count,
+                           float scale, float *out, size_t out_count);
+
+/* ---- sparse decode ------------------------------------------------------------ */
+enum vs_solver { VS_SOLVER_SOFTMAX = 0 };
+
+typedef struct vs_decode_options {
+    uint32_t pages;        /* P: pages routed by bound, besides sink and recent pages; >= 1 */
+    uint32_t candidates;   /* Kc: candidate tokens kept after exact scoring; >= 1 */
+    uint32_t sink_pages;   /* first pages always routed (attention sinks) */
+    uint32_t recent_pages; /* last pages always routed (recency) */
+    uint32_t solver;       /* VS_SOLVER_SOFTMAX */
+    uint32_t widen;        /* factor applied to pages and candidates on the widened retry, >= 2 */
+    float scale;           /* 0 means 1/sqrt(head_dim); else finite and > 0 */
+    float tolerance;       /* 0: off. Else, per head: if error_bound > tolerance * ||out||,
+                              retry with widen x pages and candidates; if still above,
+                              decode that head densely. */
+} vs_decode_options;
+
+/* Fills *options with the defaults (chosen by measurement, see README). */
+VS_API void vs_decode_options_default(vs_decode_options *options);
+
+enum vs_fallback {
+    VS_FALLBACK_NONE = 0,    /* sparse with the requested options */
+    VS_FALLBACK_WIDENED = 1, /* sparse, after widening pages and candidates */
+    VS_FALLBACK_DENSE = 2    /* dense: the bound stayed above tolerance */
+};
+
+/* Per query head. Every field is 4 bytes so the layout is the same in wasm32
+ * and native builds (the JS package reads it directly). */
+typedef struct vs_head_diag {
+    uint32_t routed_pages;     /* pages scored exactly (sink + recent + top-P, distinct) */
+    uint32_t candidates;       /* |C|: tokens attended */
+    uint32_t fallback;         /* enum vs_fallback */
+    uint32_t iterations;       /* solver iterations (softmax: 1) */
+    float effective_support;   /* exp(entropy(alpha)) over C */
+    float gap;                 /* certified lower bound on min_{i in C} s_i - max_{j not in C} s_j
+                                  (+inf when C is every token) */
+    float leakage_bound;       /* min(1, (T - |C|) / |C| * exp(-gap)): the face theorem's bound */
+    float rho_cert;            /* certified bound on the dense mass outside C */
+    float error_bound;         /* certified bound on ||out_sparse - out_dense||_2, float rounding included */
+    float output_norm;         /* ||out_sparse||_2 for this head */
+    float residual;            /* solver residual (softmax: 0) */
+} vs_head_diag;
+
+/* Sparse decode for every query head. q: [heads][head_dim], out:
+ * [heads][value_dim]; diag: [heads] or NULL (diag_count is then ignored).
+ * options NULL means the defaults.
+ * Errors: VS_E_NULL, VS_E_LENGTH, VS_E_NONFINITE, VS_E_RANGE, VS_E_OPTION,
+ * VS_E_EMPTY, VS_E_NOMEM (scratch for larger options than before; the cache
+ * is unchanged). On error the contents of out and diag are unspecified. */
+VS_API int vs_decode(vs_cache *cache, const float *q, size_t q_count,
+                     const vs_decode_options *options, float *out, size_t out_count,
+                     vs_head_diag *diag, size_t diag_count);
+
+/* The selection of the last successful vs_decode for query head `head`: the
+ * candidate tokens (vs_decode_candidates) or the routed pages
+ * (vs_decode_routed_pages), in increasing order. Writes min(count, cap)
+ * entries to idx (idx may be NULL when cap is 0) and the total to *count.
+ * A head that fell back to dense reports every token / every page. Any call
+ * that changes the cache (append, truncate) clears the selection (count 0).
+ * Errors: VS_E_NULL, VS_E_HEADS (head out of range). */
+VS_API int vs_decode_candidates(const vs_cache *cache, uint32_t head, uint32_t *idx, size_t cap,
+                                size_t *count);
+VS_API int vs_decode_routed_pages(const vs_cache *cache, uint32_t head, uint32_t *idx,
+                                  size_t cap, size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VASHISTA_H */

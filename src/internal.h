@@ -1,0 +1,87 @@
+/*
+ * Internal state of a cache. Layout (S = page_size, G = kv_heads):
+ *   page[p]      one block per page: keys [G][S][d] then values [G][S][dv]
+ *   summ         [G][page_cap][2][d]: per page, the key minimum row then maximum row
+ *   vnorm        [G][page_cap]: per page, an upper bound of max ||v||_2
+ *   kabs         [G][d]: per channel, an upper bound of max |k| over the cache
+ * Pages are separate blocks so that appending never moves stored tokens;
+ * the summary arrays grow by doubling (allocate, copy, then swap).
+ */
+#ifndef VS_INTERNAL_H
+#define VS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "include/vashista.h"
+#include "kernels/kernels.h"
+
+/* Allocation goes through here so tests can make the Nth call fail. */
+void *vs_alloc(size_t bytes);
+void vs_dealloc(void *p);
+/* Test hook: the (n+1)th allocation from now fails (n < 0: never). */
+VS_API void vs_test_fail_alloc_after(long n);
+
+/* Scratch for decode, grown on demand (never shrunk) and reused. */
+typedef struct vs_scratch {
+    size_t cap_pages;      /* bound, page_list, page_flag */
+    float *bound;          /* [cap_pages] page score bounds for one head */
+    uint32_t *page_list;   /* [cap_pages] routed pages, increasing */
+    float *rest;           /* [cap_pages] unrouted bounds, compacted */
+    size_t cap_tokens;     /* routed tokens */
+    float *tok_score;      /* [cap_tokens] exact scores of routed tokens */
+    uint32_t *tok_index;   /* [cap_tokens] their token indices */
+    size_t cap_cand;
+    uint32_t *cand;        /* [cap_cand] positions into tok_* of the candidates */
+    float *w;              /* [max(cap_cand, S)] weights */
+    float *cs;             /* [max(cap_cand, S)] candidate scores */
+    const float **rows;    /* [max(cap_cand, S)] value rows */
+    vs_topk_item *heap;    /* [max(cap_cand, cap_pages)] */
+    float *acc;            /* [heads][dv] accumulators */
+    float *hm, *hl;        /* [heads] running max and sum of the online softmax */
+    size_t bytes;          /* everything above, for vs_cache_get_info */
+    /* Last selection per head (see vs_decode_candidates). */
+    size_t sel_cap_tokens, sel_cap_pages;
+    uint32_t *sel_tokens;  /* [heads][sel_cap_tokens] */
+    uint32_t *sel_pages;   /* [heads][sel_cap_pages] */
+    uint32_t *sel_ntok, *sel_npage, *sel_dense; /* [heads] */
+    int sel_valid;
+} vs_scratch;
+
+struct vs_cache {
+    vs_cache_config cfg;   /* resolved (page_size never 0) */
+    uint32_t length;       /* tokens stored */
+    uint32_t npages;       /* pages in use: ceil(length / S) */
+    uint32_t page_cap;     /* capacity of page, summ, vnorm */
+    float **page;          /* [page_cap] */
+    float *summ;           /* [G][page_cap][2][d] */
+    float *vnorm;          /* [G][page_cap] */
+    float *kabs;           /* [G][d] */
+    vs_scratch ws;
+};
+
+static inline size_t vs_page_floats(const vs_cache *c) {
+    return (size_t)c->cfg.kv_heads * c->cfg.page_size * (c->cfg.head_dim + c->cfg.value_dim);
+}
+static inline const float *vs_page_keys(const vs_cache *c, uint32_t p, uint32_t g) {
+    return c->page[p] + (size_t)g * c->cfg.page_size * c->cfg.head_dim;
+}
+static inline const float *vs_page_values(const vs_cache *c, uint32_t p, uint32_t g) {
+    return c->page[p] + (size_t)c->cfg.kv_heads * c->cfg.page_size * c->cfg.head_dim +
+           (size_t)g * c->cfg.page_size * c->cfg.value_dim;
+}
+static inline float *vs_summary(const vs_cache *c, uint32_t g, uint32_t p) {
+    return c->summ + ((size_t)g * c->page_cap + p) * 2 * c->cfg.head_dim;
+}
+/* Tokens held by page p. */
+static inline uint32_t vs_page_count(const vs_cache *c, uint32_t p) {
+    uint32_t start = p * c->cfg.page_size, left = c->length - start;
+    return left < c->cfg.page_size ? left : c->cfg.page_size;
+}
+
+/* Finite and |x| <= VS_MAX_ABS for all n; VS_OK, VS_E_NONFINITE or VS_E_RANGE. */
+int vs_check_finite(const float *x, size_t n);
+
+void vs_scratch_free(vs_scratch *ws);
+
+#endif /* VS_INTERNAL_H */

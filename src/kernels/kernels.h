@@ -1,0 +1,81 @@
+/*
+ * Kernel contract shared by every instruction set (scalar, avx2, wasmsimd).
+ *
+ * Bit-identity rules (all ISAs must follow them exactly):
+ *  - Canonical sum of n terms t_i: 8 lanes; lane l adds t_l, t_{l+8}, ... in
+ *    increasing i, starting from +0.0f; lanes combine as
+ *        ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+ *    Lanes past n receive nothing (SIMD code pads with terms that are +0.0f).
+ *  - Products and sums round separately: no FMA, no reassociation
+ *    (build with -ffp-contract=off, never -ffast-math).
+ *  - max(a, b) means (a > b) ? a : b.
+ *  - exp is vs_exp() from vexp.h, operation for operation.
+ */
+#ifndef VS_KERNELS_H
+#define VS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vs_topk_item {
+    float value;
+    uint32_t index;
+} vs_topk_item;
+
+typedef struct vs_kernels {
+    const char *name;
+
+    /* out[i] = scale * canonical_sum_j(q[j] * k[i*d + j]), i < n.
+       (the product q*k, summed; then one multiply by scale) */
+    void (*scores)(const float *k, size_t n, size_t d, const float *q, float scale, float *out);
+
+    /* summ: [n][2][d], the page's per-channel key minimum row then maximum row.
+       out[p] = scale * canonical_sum_j(max(q[j] * lo[j], q[j] * hi[j])), p < n. */
+    void (*page_bounds)(const float *summ, size_t n, size_t d, const float *q, float scale,
+                        float *out);
+
+    /* Largest of x[0..n), n >= 1. */
+    float (*max)(const float *x, size_t n);
+
+    /* x[i] = vs_exp(x[i] - shift) for i < n; returns canonical_sum(x). */
+    float (*exp_sum)(float *x, size_t n, float shift);
+
+    /* For i = 0..n-1 in order, for j < dv: acc[j] = acc[j] + w[i] * rows[i][j]. */
+    void (*accum)(const float *const *rows, const float *w, size_t n, size_t dv, float *acc);
+
+    /* x[i] = x[i] * a for i < n. */
+    void (*scale)(float *x, size_t n, float a);
+
+    /* Indices of the min(k, n) largest x[i] (ties: lower index first), written
+       to out[] in increasing index order; returns their count. scratch holds
+       at least k items. x has no NaN. */
+    size_t (*topk)(const float *x, size_t n, size_t k, vs_topk_item *scratch, uint32_t *out);
+} vs_kernels;
+
+extern const vs_kernels vs_kernels_scalar;
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#define VS_HAVE_AVX2_KERNELS 1
+extern const vs_kernels vs_kernels_avx2;
+#endif
+#if defined(__wasm_simd128__)
+#define VS_HAVE_WASMSIMD_KERNELS 1
+extern const vs_kernels vs_kernels_wasmsimd;
+#endif
+
+/* The kernels in use (selected once, lazily; see vs_set_isa in vashista.h). */
+const vs_kernels *vs_kernels_active(void);
+
+/* Top-k bookkeeping shared by every ISA (topk.c): a min-heap of the best
+   items seen, worst at the root. Once the heap is full only values strictly
+   above the root can enter (indices only grow), which is what SIMD kernels
+   test eight at a time before offering. */
+typedef struct vs_topk_heap {
+    vs_topk_item *item;
+    size_t size, cap;
+} vs_topk_heap;
+
+void vs_topk_offer(vs_topk_heap *h, float value, uint32_t index);
+/* Writes the heap's indices in increasing order to out; returns the count. */
+size_t vs_topk_finish(vs_topk_heap *h, uint32_t *out);
+
+#endif /* VS_KERNELS_H */

@@ -1,0 +1,242 @@
+/* Bad inputs: each gets its own status and leaves the cache as it was;
+   allocation failure at every allocation of a call leaves it intact too. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+enum { H = 4, G = 2, D = 6, DV = 5, S = 4, T0 = 10 };
+
+static float keys[64 * G * D], vals[64 * G * DV], q[H * D];
+
+/* A fingerprint of the cache's observable state: length and dense output. */
+typedef struct { size_t len; float out[H * DV]; } snap;
+
+static snap take(vs_cache *c) {
+    snap s;
+    memset(&s, 0, sizeof s);
+    vs_cache_length(c, &s.len);
+    if (s.len) CHECK_STATUS(vs_decode_dense(c, q, H * D, 0, s.out, H * DV), VS_OK);
+    return s;
+}
+
+static void same(vs_cache *c, snap before, const char *what) {
+    snap after = take(c);
+    CHECK(after.len == before.len && memcmp(after.out, before.out, sizeof after.out) == 0,
+          "%s changed the cache", what);
+}
+
+static vs_cache *fresh(void) {
+    vs_cache_config cfg = {H, G, D, DV, S, VS_DTYPE_F32};
+    vs_cache *c = NULL;
+    CHECK_STATUS(vs_cache_create(&cfg, &c), VS_OK);
+    CHECK_STATUS(vs_cache_append(c, keys, T0 * G * D, vals, T0 * G * DV), VS_OK);
+    return c;
+}
+
+static void bad_configs(void) {
+    const struct { vs_cache_config cfg; int want; } cases[] = {
+        {{0, 1, 8, 8, 16, 0}, VS_E_HEADS},
+        {{4, 0, 8, 8, 16, 0}, VS_E_HEADS},
+        {{6, 4, 8, 8, 16, 0}, VS_E_HEADS},
+        {{VS_MAX_HEADS + 1, 1, 8, 8, 16, 0}, VS_E_HEADS},
+        {{1, 1, 0, 8, 16, 0}, VS_E_DIM},
+        {{1, 1, 8, 0, 16, 0}, VS_E_DIM},
+        {{1, 1, VS_MAX_DIM + 1, 8, 16, 0}, VS_E_DIM},
+        {{1, 1, 8, VS_MAX_DIM + 1, 16, 0}, VS_E_DIM},
+        {{1, 1, 8, 8, VS_MAX_PAGE_SIZE + 1, 0}, VS_E_PAGE},
+        {{1, 1, 8, 8, 16, 7}, VS_E_DTYPE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vs_cache *c = (vs_cache *)&c; /* must be reset to NULL on error */
+        CHECK_STATUS(vs_cache_create(&cases[i].cfg, &c), cases[i].want);
+        CHECK(c == NULL, "create case %zu left *out set", i);
+    }
+    vs_cache *c;
+    CHECK_STATUS(vs_cache_create(NULL, &c), VS_E_NULL);
+    CHECK_STATUS(vs_cache_create(&cases[0].cfg, NULL), VS_E_NULL);
+}
+
+static void bad_calls(void) {
+    vs_cache *c = fresh();
+    snap s0 = take(c);
+    float out[H * DV], big[G * D];
+    vs_head_diag diag[H];
+    vs_decode_options o;
+    vs_decode_options_default(&o);
+
+    /* append */
+    CHECK_STATUS(vs_cache_append(NULL, keys, G * D, vals, G * DV), VS_E_NULL);
+    CHECK_STATUS(vs_cache_append(c, NULL, G * D, vals, G * DV), VS_E_NULL);
+    CHECK_STATUS(vs_cache_append(c, keys, G * D, NULL, G * DV), VS_E_NULL);
+    CHECK_STATUS(vs_cache_append(c, keys, G * D - 1, vals, G * DV), VS_E_LENGTH);
+    CHECK_STATUS(vs_cache_append(c, keys, 2 * G * D, vals, G * DV), VS_E_LENGTH);
+    CHECK_STATUS(vs_cache_append(c, keys, G * D, vals, G * DV + 1), VS_E_LENGTH);
+    CHECK_STATUS(vs_cache_append(c, keys, 0, vals, 0), VS_OK);
+    same(c, s0, "rejected appends");
+    const float poison[] = {NAN, INFINITY, -INFINITY, 2e30f, -3e38f};
+    const int want[] = {VS_E_NONFINITE, VS_E_NONFINITE, VS_E_NONFINITE, VS_E_RANGE, VS_E_RANGE};
+    for (int i = 0; i < 5; i++) {
+        /* poison the last element of the second token: nothing may be stored */
+        float kk[2 * G * D], vv[2 * G * DV];
+        memcpy(kk, keys, sizeof kk);
+        memcpy(vv, vals, sizeof vv);
+        kk[2 * G * D - 1] = poison[i];
+        CHECK_STATUS(vs_cache_append(c, kk, 2 * G * D, vv, 2 * G * DV), want[i]);
+        kk[2 * G * D - 1] = 0;
+        vv[G * DV] = poison[i];
+        CHECK_STATUS(vs_cache_append(c, kk, 2 * G * D, vv, 2 * G * DV), want[i]);
+    }
+    same(c, s0, "appends with NaN, Inf or huge values");
+
+    /* truncate */
+    CHECK_STATUS(vs_cache_truncate(NULL, 0), VS_E_NULL);
+    CHECK_STATUS(vs_cache_truncate(c, T0 + 1), VS_E_LENGTH);
+    same(c, s0, "a rejected truncate");
+
+    /* decode (dense and sparse share the checks; test both) */
+    for (int sparse = 0; sparse < 2; sparse++) {
+#define DEC(cc, qq, nq, oo, no) \
+    (sparse ? vs_decode(cc, qq, nq, &o, oo, no, diag, H) : vs_decode_dense(cc, qq, nq, 0, oo, no))
+        CHECK_STATUS(DEC(NULL, q, H * D, out, H * DV), VS_E_NULL);
+        CHECK_STATUS(DEC(c, NULL, H * D, out, H * DV), VS_E_NULL);
+        CHECK_STATUS(DEC(c, q, H * D, NULL, H * DV), VS_E_NULL);
+        CHECK_STATUS(DEC(c, q, H * D - 1, out, H * DV), VS_E_LENGTH);
+        CHECK_STATUS(DEC(c, q, H * D, out, H * DV + 1), VS_E_LENGTH);
+        float qb[H * D];
+        for (int i = 0; i < 5; i++) {
+            memcpy(qb, q, sizeof qb);
+            qb[H * D - 1] = poison[i];
+            CHECK_STATUS(DEC(c, qb, H * D, out, H * DV), want[i]);
+        }
+        /* finite query and keys whose scores could overflow float */
+        memcpy(qb, q, sizeof qb);
+        for (int j = 0; j < H * D; j++) qb[j] = 1e29f;
+        for (int j = 0; j < G * D; j++) big[j] = 1e29f;
+        vs_cache *cb = fresh();
+        CHECK_STATUS(vs_cache_append(cb, big, G * D, vals, G * DV), VS_OK);
+        CHECK_STATUS(DEC(cb, qb, H * D, out, H * DV), VS_E_RANGE);
+        vs_cache_free(cb);
+#undef DEC
+    }
+    CHECK_STATUS(vs_decode_dense(c, q, H * D, -1.0f, out, H * DV), VS_E_OPTION);
+    CHECK_STATUS(vs_decode_dense(c, q, H * D, NAN, out, H * DV), VS_E_OPTION);
+    CHECK_STATUS(vs_decode(c, q, H * D, &o, out, H * DV, diag, H - 1), VS_E_LENGTH);
+    const struct { int field; float value; } bad_opt[] = {
+        {0, 0}, {1, 0}, {2, 7}, {3, 1}, {4, -1}, {4, NAN}, {5, -1e-3f}, {5, INFINITY}, {6, NAN},
+    };
+    for (size_t i = 0; i < sizeof bad_opt / sizeof bad_opt[0]; i++) {
+        vs_decode_options b = o;
+        switch (bad_opt[i].field) {
+        case 0: b.pages = 0; break;
+        case 1: b.candidates = 0; break;
+        case 2: b.solver = 7; break;
+        case 3: b.widen = 1; break;
+        case 4: b.scale = bad_opt[i].value; break;
+        case 5: b.tolerance = bad_opt[i].value; break;
+        case 6: b.tolerance = bad_opt[i].value; break;
+        }
+        CHECK_STATUS(vs_decode(c, q, H * D, &b, out, H * DV, diag, H), VS_E_OPTION);
+    }
+    same(c, s0, "rejected decodes");
+
+    /* empty cache */
+    vs_cache_config cfg = {H, G, D, DV, S, VS_DTYPE_F32};
+    vs_cache *e;
+    CHECK_STATUS(vs_cache_create(&cfg, &e), VS_OK);
+    CHECK_STATUS(vs_decode_dense(e, q, H * D, 0, out, H * DV), VS_E_EMPTY);
+    CHECK_STATUS(vs_decode(e, q, H * D, NULL, out, H * DV, NULL, 0), VS_E_EMPTY);
+    vs_cache_free(e);
+
+    /* info / length / selection */
+    size_t n;
+    vs_cache_info info;
+    CHECK_STATUS(vs_cache_length(NULL, &n), VS_E_NULL);
+    CHECK_STATUS(vs_cache_length(c, NULL), VS_E_NULL);
+    CHECK_STATUS(vs_cache_get_info(c, NULL), VS_E_NULL);
+    CHECK_STATUS(vs_cache_get_info(NULL, &info), VS_E_NULL);
+    CHECK_STATUS(vs_decode_candidates(c, H, NULL, 0, &n), VS_E_HEADS);
+    CHECK_STATUS(vs_decode_candidates(c, 0, NULL, 0, NULL), VS_E_NULL);
+    CHECK_STATUS(vs_decode_routed_pages(c, 0, NULL, 4, &n), VS_E_NULL);
+
+    /* ISA names */
+    CHECK_STATUS(vs_set_isa("no-such-isa"), VS_E_ISA);
+    CHECK_STATUS(vs_set_isa(NULL), VS_E_NULL);
+    CHECK_STATUS(vs_set_isa("scalar"), VS_OK);
+    CHECK(strcmp(vs_isa_name(), "scalar") == 0, "isa name after forcing scalar");
+    CHECK_STATUS(vs_set_isa("auto"), VS_OK);
+
+    /* every status has its own message */
+    for (int a = 0; a >= VS_E_CAPACITY; a--)
+        for (int b = a - 1; b >= VS_E_CAPACITY; b--)
+            CHECK(strcmp(vs_strerror(a), vs_strerror(b)) != 0, "statuses %d and %d share a message", a, b);
+    CHECK(strcmp(vs_strerror(12345), "unknown status code") == 0, "unknown status text");
+    vs_cache_free(c);
+}
+
+/* Make the Nth allocation of a call fail, for every N until the call
+   succeeds: each failure must be VS_E_NOMEM and leave the cache intact. */
+static void allocation_failures(void) {
+    vs_cache *c = fresh();
+    float out[H * DV];
+    vs_head_diag diag[H];
+    for (int round = 0; round < 3; round++) {
+        /* append enough pages to grow the page arrays */
+        size_t n = 40 + 8 * round;
+        int done = 0;
+        for (long fail = 0; fail < 200 && !done; fail++) {
+            snap s0 = take(c);
+            vs_test_fail_alloc_after(fail);
+            int st = vs_cache_append(c, keys, n * G * D, vals, n * G * DV);
+            vs_test_fail_alloc_after(-1);
+            if (st == VS_OK) done = 1;
+            else {
+                CHECK_STATUS(st, VS_E_NOMEM);
+                same(c, s0, "a failed append");
+            }
+        }
+        CHECK(done, "append never succeeded");
+        vs_decode_options o;
+        vs_decode_options_default(&o);
+        o.pages = 3 + round * 5; /* larger scratch each round */
+        o.candidates = 7 + round * 9;
+        o.tolerance = 1e-3f;
+        done = 0;
+        for (long fail = 0; fail < 200 && !done; fail++) {
+            snap s0 = take(c);
+            vs_test_fail_alloc_after(fail);
+            int st = vs_decode(c, q, H * D, &o, out, H * DV, diag, H);
+            vs_test_fail_alloc_after(-1);
+            if (st == VS_OK) done = 1;
+            else {
+                CHECK_STATUS(st, VS_E_NOMEM);
+                same(c, s0, "a failed decode");
+            }
+        }
+        CHECK(done, "decode never succeeded");
+    }
+    vs_cache_free(c);
+    /* create */
+    vs_cache_config cfg = {H, G, D, DV, S, VS_DTYPE_F32};
+    for (long fail = 0; fail < 3; fail++) {
+        vs_cache *x = NULL;
+        vs_test_fail_alloc_after(fail);
+        int st = vs_cache_create(&cfg, &x);
+        vs_test_fail_alloc_after(-1);
+        if (st == VS_OK) vs_cache_free(x);
+        else CHECK(st == VS_E_NOMEM && x == NULL, "create failure %ld: status %d", fail, st);
+    }
+}
+
+int main(void) {
+    vs_test_rng r = {7};
+    vs_test_fill_normal(&r, keys, sizeof keys / sizeof keys[0], 1.0);
+    vs_test_fill_normal(&r, vals, sizeof vals / sizeof vals[0], 1.0);
+    vs_test_fill_normal(&r, q, H * D, 1.0);
+    bad_configs();
+    bad_calls();
+    allocation_failures();
+    return vs_test_finish("test_errors");
+}
