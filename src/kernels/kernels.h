@@ -34,7 +34,7 @@ typedef struct vs_kernels {
     void (*page_bounds)(const float *summ, size_t n, size_t d, const float *q, float scale,
                         float *out);
 
-    /* Largest of x[0..n), n >= 1. */
+    /* Largest of x[0..n), n >= 1; a zero maximum has the sign of the first zero in x. */
     float (*max)(const float *x, size_t n);
 
     /* x[i] = vs_exp(x[i] - shift) for i < n; returns canonical_sum(x). */
