@@ -260,6 +260,9 @@ void vs_decode_options_default(vs_decode_options *o) {
     o->widen = 4;
     o->scale = 0.0f;
     o->tolerance = 0.0f;
+    o->eps = 0.05f;
+    o->max_iter = 200;
+    o->solver_tol = 1e-6f;
 }
 
 static size_t mul_sat(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }

@@ -161,7 +161,11 @@ VS_API int vs_decode_dense(vs_cache *cache, const float *q, size_t q_count,
                            float scale, float *out, size_t out_count);
 
 /* ---- sparse decode ------------------------------------------------------------ */
-enum vs_solver { VS_SOLVER_SOFTMAX = 0 };
+enum vs_solver {
+    VS_SOLVER_SOFTMAX = 0, /* exact softmax over the candidates (drop-in for pretrained models) */
+    VS_SOLVER_EG = 1,      /* entropic projection onto conv(candidate keys), exponentiated gradient */
+    VS_SOLVER_FW = 2       /* unregularized projection, Frank-Wolfe */
+};
 
 typedef struct vs_decode_options {
     uint32_t pages;        /* P: pages routed by bound, besides sink and recent pages; >= 1 */
@@ -174,6 +178,9 @@ typedef struct vs_decode_options {
     float tolerance;       /* 0: off. Else, per head: if error_bound > tolerance * ||out||,
                               retry with widen x pages and candidates; if still above,
                               decode that head densely. */
+    float eps;             /* eg: entropic regularization weight (> 0) */
+    uint32_t max_iter;     /* eg, fw: iteration cap (>= 1) */
+    float solver_tol;      /* eg: KKT residual, fw: duality gap at which to stop (> 0) */
 } vs_decode_options;
 
 /* Fills *options with the defaults (chosen by measurement, see README). */
