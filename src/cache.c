@@ -33,6 +33,7 @@ int vs_cache_create(const vs_cache_config *config, vs_cache **out) {
     memset(c, 0, sizeof *c);
     c->cfg = *config;
     if (c->cfg.page_size == 0) c->cfg.page_size = VS_DEFAULT_PAGE_SIZE;
+    c->chunk_pages = c->cfg.page_size >= VS_CHUNK_TOKENS ? 1 : VS_CHUNK_TOKENS / c->cfg.page_size;
     c->kabs = vs_alloc((size_t)c->cfg.kv_heads * c->cfg.head_dim * sizeof(float));
     if (!c->kabs) {
         vs_dealloc(c);
@@ -45,8 +46,8 @@ int vs_cache_create(const vs_cache_config *config, vs_cache **out) {
 
 void vs_cache_free(vs_cache *c) {
     if (!c) return;
-    for (uint32_t p = 0; p < c->npages; p++) vs_dealloc(c->page[p]);
-    vs_dealloc(c->page);
+    for (uint32_t i = 0; i < c->nchunks; i++) vs_dealloc(c->chunk[i]);
+    vs_dealloc(c->chunk);
     vs_dealloc(c->summ);
     vs_dealloc(c->vnorm);
     vs_dealloc(c->kabs);
@@ -89,36 +90,45 @@ static void store_token(vs_cache *c, uint32_t pos, uint32_t g, const float *k, c
     }
 }
 
-/* Grows page, summ and vnorm to hold `need` pages; all or nothing. */
-static int grow_pages(vs_cache *c, uint32_t need) {
-    if (need <= c->page_cap) return VS_OK;
+/* Grows the chunk pointers to `chunks` and summ, vnorm to `pages`; all or nothing. */
+static int grow_arrays(vs_cache *c, uint32_t pages, uint32_t chunks) {
+    float **chunk = NULL, *summ = NULL, *vnorm = NULL;
+    uint32_t ccap = c->chunk_cap, pcap = c->page_cap;
     const size_t G = c->cfg.kv_heads, d2 = 2 * (size_t)c->cfg.head_dim;
-    uint32_t cap = c->page_cap ? c->page_cap : 16;
-    while (cap < need) cap = cap > UINT32_MAX / 2 ? need : cap * 2;
-    float **page = vs_alloc(cap * sizeof *page);
-    float *summ = vs_alloc(G * cap * d2 * sizeof *summ);
-    float *vnorm = vs_alloc(G * cap * sizeof *vnorm);
-    if (!page || !summ || !vnorm) {
-        vs_dealloc(page);
+    if (chunks > ccap) {
+        ccap = ccap ? ccap : 4;
+        while (ccap < chunks) ccap = ccap > UINT32_MAX / 2 ? chunks : ccap * 2;
+        chunk = vs_alloc(ccap * sizeof *chunk);
+    }
+    if (pages > pcap) {
+        pcap = pcap ? pcap : 16;
+        while (pcap < pages) pcap = pcap > UINT32_MAX / 2 ? pages : pcap * 2;
+        summ = vs_alloc(G * pcap * d2 * sizeof *summ);
+        vnorm = vs_alloc(G * pcap * sizeof *vnorm);
+    }
+    if ((chunks > c->chunk_cap && !chunk) || (pages > c->page_cap && (!summ || !vnorm))) {
+        vs_dealloc(chunk);
         vs_dealloc(summ);
         vs_dealloc(vnorm);
         return VS_E_NOMEM;
     }
-    if (c->npages) {
-        memcpy(page, c->page, c->npages * sizeof *page);
-        for (size_t g = 0; g < G; g++) {
-            memcpy(summ + g * cap * d2, c->summ + g * c->page_cap * d2,
-                   c->npages * d2 * sizeof *summ);
-            memcpy(vnorm + g * cap, c->vnorm + g * c->page_cap, c->npages * sizeof *vnorm);
-        }
+    if (chunk) {
+        if (c->nchunks) memcpy(chunk, c->chunk, c->nchunks * sizeof *chunk);
+        vs_dealloc(c->chunk);
+        c->chunk = chunk;
+        c->chunk_cap = ccap;
     }
-    vs_dealloc(c->page);
-    vs_dealloc(c->summ);
-    vs_dealloc(c->vnorm);
-    c->page = page;
-    c->summ = summ;
-    c->vnorm = vnorm;
-    c->page_cap = cap;
+    if (summ) {
+        for (size_t g = 0; g < G && c->npages; g++) {
+            memcpy(summ + g * pcap * d2, c->summ + g * c->page_cap * d2, c->npages * d2 * sizeof *summ);
+            memcpy(vnorm + g * pcap, c->vnorm + g * c->page_cap, c->npages * sizeof *vnorm);
+        }
+        vs_dealloc(c->summ);
+        vs_dealloc(c->vnorm);
+        c->summ = summ;
+        c->vnorm = vnorm;
+        c->page_cap = pcap;
+    }
     return VS_OK;
 }
 
@@ -139,22 +149,24 @@ int vs_cache_append(vs_cache *c, const float *keys, size_t key_count, const floa
 
     const uint32_t S = c->cfg.page_size, new_len = c->length + (uint32_t)n;
     const uint32_t new_pages = (new_len + S - 1) / S;
-    /* The page blocks first (into spare slots past npages), then the arrays. */
-    float *fresh[64];
+    const uint32_t new_chunks = (new_pages + c->chunk_pages - 1) / c->chunk_pages;
+    /* The chunk blocks first, then the arrays; only then change anything. */
+    float *fresh[16];
     float **blocks = fresh;
-    const uint32_t add = new_pages - c->npages;
-    if (add > 64 && !(blocks = vs_alloc(add * sizeof *blocks))) return VS_E_NOMEM;
+    const uint32_t add = new_chunks - c->nchunks;
+    if (add > 16 && !(blocks = vs_alloc(add * sizeof *blocks))) return VS_E_NOMEM;
     uint32_t got = 0;
     for (; got < add; got++)
-        if (!(blocks[got] = vs_alloc(vs_page_floats(c) * sizeof(float)))) break;
-    if (got < add || grow_pages(c, new_pages) != VS_OK) {
+        if (!(blocks[got] = vs_alloc(vs_chunk_floats(c) * sizeof(float)))) break;
+    if (got < add || grow_arrays(c, new_pages, new_chunks) != VS_OK) {
         for (uint32_t i = 0; i < got; i++) vs_dealloc(blocks[i]);
         if (blocks != fresh) vs_dealloc(blocks);
         return VS_E_NOMEM;
     }
     /* Nothing can fail from here on. */
-    for (uint32_t i = 0; i < add; i++) c->page[c->npages + i] = blocks[i];
+    for (uint32_t i = 0; i < add; i++) c->chunk[c->nchunks + i] = blocks[i];
     if (blocks != fresh) vs_dealloc(blocks);
+    c->nchunks = new_chunks;
     c->npages = new_pages;
     for (size_t t = 0; t < n; t++)
         for (uint32_t g = 0; g < G; g++)
@@ -173,7 +185,9 @@ int vs_cache_truncate(vs_cache *c, size_t length) {
     if (length == c->length) return VS_OK;
     const uint32_t S = c->cfg.page_size, G = c->cfg.kv_heads, d = c->cfg.head_dim;
     const uint32_t keep = (uint32_t)((length + S - 1) / S);
-    for (uint32_t p = keep; p < c->npages; p++) vs_dealloc(c->page[p]);
+    const uint32_t keep_chunks = (keep + c->chunk_pages - 1) / c->chunk_pages;
+    for (uint32_t i = keep_chunks; i < c->nchunks; i++) vs_dealloc(c->chunk[i]);
+    c->nchunks = keep_chunks;
     c->npages = keep;
     c->length = (uint32_t)length;
     c->ws.sel_valid = 0;
@@ -234,8 +248,9 @@ int vs_cache_get_info(const vs_cache *c, vs_cache_info *info) {
     info->pages = c->npages;
     info->kv_bytes = c->npages * G * S * (d + dv) * sizeof(float);
     info->summary_bytes = c->npages * G * (2 * d + 1) * sizeof(float);
-    info->reserved_bytes = sizeof *c + (double)c->npages * vs_page_floats(c) * sizeof(float) +
-                           c->page_cap * (sizeof(float *) + G * (2 * d + 1) * sizeof(float)) +
+    info->reserved_bytes = sizeof *c + (double)c->nchunks * vs_chunk_floats(c) * sizeof(float) +
+                           c->chunk_cap * sizeof(float *) +
+                           c->page_cap * G * (2 * d + 1) * sizeof(float) +
                            G * d * sizeof(float) + (double)c->ws.bytes;
     return VS_OK;
 }

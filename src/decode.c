@@ -32,6 +32,7 @@
 
 #define U24 (1.0 / 16777216.0)
 
+
 static double gamma_n(double n) { return n * U24 / (1.0 - n * U24); }
 
 /* Rounds a non-negative double up to a float that is >= it. */
@@ -66,7 +67,7 @@ typedef struct scratch_need {
 /* Grows the scratch to `need`; all or nothing (contents are not kept). */
 static int ensure_scratch(vs_cache *c, scratch_need need) {
     vs_scratch *w = &c->ws;
-    const size_t heads = c->cfg.heads, S = c->cfg.page_size, dv = c->cfg.value_dim;
+    const size_t heads = c->cfg.heads, dv = c->cfg.value_dim;
     if (w->acc && need.pages <= w->cap_pages && need.tokens <= w->cap_tokens &&
         need.cand <= w->cap_cand && need.cand <= w->sel_cap_tokens &&
         need.routed <= w->sel_cap_pages)
@@ -79,7 +80,8 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
     n.sel_cap_tokens = n.cap_cand;
     n.sel_cap_pages = need.routed > w->sel_cap_pages ? need.routed : w->sel_cap_pages;
     if (n.sel_cap_pages > n.cap_pages) n.sel_cap_pages = n.cap_pages;
-    const size_t small = n.cap_cand > S ? n.cap_cand : S;
+    const size_t block = vs_chunk_tokens(c);
+    const size_t small = n.cap_cand > block ? n.cap_cand : block;
     const size_t heap = n.cap_cand > n.cap_pages ? n.cap_cand : n.cap_pages;
     struct {
         void **slot;
@@ -95,7 +97,7 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
         {(void **)&n.cs, small * sizeof(float)},
         {(void **)&n.rows, small * sizeof(float *)},
         {(void **)&n.heap, heap * sizeof(vs_topk_item)},
-        {(void **)&n.acc, heads * dv * sizeof(float)},
+        {(void **)&n.acc, (heads + 1) * dv * sizeof(float)}, /* + dense block accumulator */
         {(void **)&n.hm, heads * sizeof(float)},
         {(void **)&n.hl, heads * sizeof(float)},
         {(void **)&n.sel_tokens, heads * n.sel_cap_tokens * sizeof(uint32_t)},
@@ -177,34 +179,40 @@ static double norm2(const float *x, size_t n) {
 
 /* ---- dense -------------------------------------------------------------------------- */
 
-/* Online-softmax attention of query heads [h0, h1), all reading KV head g.
-   If ent is not NULL it receives exp(entropy) per head, and *rescales the
-   number of max updates (for the rounding bound). */
+/* Online-softmax attention of query heads [h0, h1), all reading KV head g,
+   one storage chunk at a time (keys and values read once for the group; one
+   max / exp / accumulate per chunk, and a fresh accumulator per chunk so that
+   rounding grows with CT + T / CT terms instead of T).
+   If ent is not NULL it receives exp(entropy) of head h0's weights; *blocks
+   receives the number of chunks and *rescales the number of max updates
+   (both for the rounding bound). */
 static void dense_group(vs_cache *c, const vs_kernels *K, uint32_t g, uint32_t h0, uint32_t h1,
-                        const float *q, float scale, float *out, double *ent,
+                        const float *q, float scale, float *out, double *ent, uint32_t *blocks,
                         uint32_t *rescales) {
     const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim;
+    const uint32_t CT = (uint32_t)vs_chunk_tokens(c);
     vs_scratch *w = &c->ws;
-    double ent_acc[1] = {0}; /* sum p_i (s_i - m), only for a single head */
+    double ent_acc = 0; /* sum p_i (s_i - m) for head h0 */
     uint32_t nres = 0;
+    float *block_acc = w->acc + (size_t)c->cfg.heads * dv; /* [dv] */
     for (uint32_t h = h0; h < h1; h++) {
         w->hm[h] = -INFINITY;
         w->hl[h] = 0;
         memset(w->acc + (size_t)h * dv, 0, dv * sizeof(float));
     }
-    for (uint32_t p = 0; p < c->npages; p++) {
-        const uint32_t n = vs_page_count(c, p);
-        const float *kp = vs_page_keys(c, p, g), *vp = vs_page_values(c, p, g);
-        for (uint32_t i = 0; i < n; i++) w->rows[i] = vp + (size_t)i * dv;
+    for (uint32_t ch = 0; ch < c->nchunks; ch++) {
+        const uint32_t t0 = ch * CT, n = c->length - t0 < CT ? c->length - t0 : CT;
+        const float *kc = vs_chunk_keys(c, ch, g), *vc = vs_chunk_values(c, ch, g);
+        for (uint32_t i = 0; i < n; i++) w->rows[i] = vc + (size_t)i * dv;
         for (uint32_t h = h0; h < h1; h++) {
             float *acc = w->acc + (size_t)h * dv, *sc = w->w;
-            K->scores(kp, n, d, q + (size_t)h * d, scale, sc);
+            K->scores(kc, n, d, q + (size_t)h * d, scale, sc);
             const float bm = K->max(sc, n);
             if (bm > w->hm[h]) { /* new running max: rescale what we have */
-                if (p > 0) {
+                if (ch > 0) {
                     const float f = vs_exp(w->hm[h] - bm);
                     /* sum p'(s - m') = f (sum p (s - m) + (m - m') sum p) */
-                    if (ent) ent_acc[0] = f * (ent_acc[0] + ((double)w->hm[h] - bm) * w->hl[h]);
+                    if (ent) ent_acc = f * (ent_acc + ((double)w->hm[h] - bm) * w->hl[h]);
                     K->scale(acc, dv, f);
                     w->hl[h] = w->hl[h] * f;
                     nres++;
@@ -214,14 +222,19 @@ static void dense_group(vs_cache *c, const vs_kernels *K, uint32_t g, uint32_t h
             if (ent) memcpy(w->cs, sc, n * sizeof(float));
             w->hl[h] = w->hl[h] + K->exp_sum(sc, n, w->hm[h]);
             if (ent)
-                for (uint32_t i = 0; i < n; i++) ent_acc[0] += (double)sc[i] * (w->cs[i] - w->hm[h]);
-            K->accum(w->rows, sc, n, dv, acc);
+                for (uint32_t i = 0; i < n; i++) ent_acc += (double)sc[i] * (w->cs[i] - w->hm[h]);
+            memset(block_acc, 0, dv * sizeof(float));
+            K->accum(w->rows, sc, n, dv, block_acc);
+            const float one = 1.0f;
+            const float *block_row = block_acc;
+            K->accum(&block_row, &one, 1, dv, acc); /* acc += block_acc, exactly one add */
         }
     }
     for (uint32_t h = h0; h < h1; h++)
         for (uint32_t j = 0; j < dv; j++)
             out[(size_t)h * dv + j] = w->acc[(size_t)h * dv + j] / w->hl[h];
-    if (ent) *ent = exp(log(w->hl[h0]) - ent_acc[0] / w->hl[h0]);
+    if (ent) *ent = exp(log(w->hl[h0]) - ent_acc / w->hl[h0]);
+    if (blocks) *blocks = c->nchunks;
     if (rescales) *rescales = nres;
 }
 
@@ -236,7 +249,7 @@ int vs_decode_dense(vs_cache *c, const float *q, size_t q_count, float scale, fl
     const vs_kernels *K = vs_kernels_active();
     const uint32_t group = c->cfg.heads / c->cfg.kv_heads;
     for (uint32_t g = 0; g < c->cfg.kv_heads; g++)
-        dense_group(c, K, g, g * group, (g + 1) * group, q, sc, out, NULL, NULL);
+        dense_group(c, K, g, g * group, (g + 1) * group, q, sc, out, NULL, NULL, NULL);
     return VS_OK;
 }
 
@@ -404,18 +417,21 @@ static void dense_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
                        float *out, vs_head_diag *dg) {
     const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads), dv = c->cfg.value_dim;
     double eff;
-    uint32_t nres;
+    uint32_t nblk, nres;
     /* dense_group writes out[h*dv..]; q is the whole query array */
-    dense_group(c, K, g, h, h + 1, q, scale, out, &eff, &nres);
+    dense_group(c, K, g, h, h + 1, q, scale, out, &eff, &nblk, &nres);
     const float *vnorm = c->vnorm + (size_t)g * c->page_cap;
     float vmax = 0;
     for (uint32_t p = 0; p < c->npages; p++) vmax = vnorm[p] > vmax ? vnorm[p] : vmax;
     const double ds = score_error(c, scale, query_key_abs(c, q + (size_t)h * c->cfg.head_dim, g));
     /* each rescale multiplies by one more vs_exp and rounds twice */
     const double kappa = exp(ds + 100 * U24) * pow((1 + VS_EXP_REL_ERR) * exp(300 * U24), nres + 1);
-    const double gz = gamma_n(ceil(c->cfg.page_size / 8.0) + 3 + c->npages + nres);
+    /* sums: canonical within a block, then sequential over blocks with rescales;
+       accumulators: sequential within a block, one add per block */
+    const double block = (double)vs_chunk_tokens(c);
+    const double gz = gamma_n(ceil(block / 8.0) + 3 + nblk + nres);
     const double drop = exp(VS_EXP_LO + ds + 1e-5);
-    const double fterm = rounding_term(vmax, kappa, gz, (double)c->length + nres,
+    const double fterm = rounding_term(vmax, kappa, gz, block + 2.0 * nblk + nres,
                                        (double)c->length * drop);
     dg->routed_pages = c->npages;
     dg->candidates = c->length;
@@ -499,7 +515,8 @@ static int selection(const vs_cache *c, uint32_t head, uint32_t *idx, size_t cap
     const uint32_t *src = pages ? w->sel_pages + head * w->sel_cap_pages
                                 : w->sel_tokens + head * w->sel_cap_tokens;
     *count = pages ? w->sel_npage[head] : w->sel_ntok[head];
-    memcpy(idx, src, (cap < *count ? cap : *count) * sizeof(uint32_t));
+    const size_t n = cap < *count ? cap : *count;
+    if (n) memcpy(idx, src, n * sizeof(uint32_t));
     return VS_OK;
 }
 

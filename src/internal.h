@@ -1,11 +1,14 @@
 /*
  * Internal state of a cache. Layout (S = page_size, G = kv_heads):
- *   page[p]      one block per page: keys [G][S][d] then values [G][S][dv]
+ *   chunk[c]     storage, one block per chunk of CP pages (CT = CP * S tokens,
+ *                about VS_CHUNK_TOKENS): keys [G][CT][d] then values [G][CT][dv].
+ *                Routing works on pages of S tokens; storage and the dense pass
+ *                on chunks, so a small S does not fragment memory streams.
  *   summ         [G][page_cap][2][d]: per page, the key minimum row then maximum row
  *   vnorm        [G][page_cap]: per page, an upper bound of max ||v||_2
  *   kabs         [G][d]: per channel, an upper bound of max |k| over the cache
- * Pages are separate blocks so that appending never moves stored tokens;
- * the summary arrays grow by doubling (allocate, copy, then swap).
+ * Chunks are separate blocks so that appending never moves stored tokens;
+ * the arrays grow by doubling (allocate, copy, then swap).
  */
 #ifndef VS_INTERNAL_H
 #define VS_INTERNAL_H
@@ -15,6 +18,9 @@
 
 #include "include/vashista.h"
 #include "kernels/kernels.h"
+
+/* Tokens per storage chunk (rounded down to whole pages; at least one page). */
+#define VS_CHUNK_TOKENS 256
 
 /* Allocation goes through here so tests can make the Nth call fail. */
 void *vs_alloc(size_t bytes);
@@ -52,23 +58,40 @@ struct vs_cache {
     vs_cache_config cfg;   /* resolved (page_size never 0) */
     uint32_t length;       /* tokens stored */
     uint32_t npages;       /* pages in use: ceil(length / S) */
-    uint32_t page_cap;     /* capacity of page, summ, vnorm */
-    float **page;          /* [page_cap] */
+    uint32_t page_cap;     /* capacity of summ, vnorm */
+    uint32_t chunk_pages;  /* CP: pages per chunk */
+    uint32_t nchunks;      /* chunks in use: ceil(npages / CP) */
+    uint32_t chunk_cap;    /* capacity of chunk */
+    float **chunk;         /* [chunk_cap] */
     float *summ;           /* [G][page_cap][2][d] */
     float *vnorm;          /* [G][page_cap] */
     float *kabs;           /* [G][d] */
     vs_scratch ws;
 };
 
-static inline size_t vs_page_floats(const vs_cache *c) {
-    return (size_t)c->cfg.kv_heads * c->cfg.page_size * (c->cfg.head_dim + c->cfg.value_dim);
+static inline size_t vs_chunk_tokens(const vs_cache *c) {
+    return (size_t)c->chunk_pages * c->cfg.page_size;
 }
+static inline size_t vs_chunk_floats(const vs_cache *c) {
+    return (size_t)c->cfg.kv_heads * vs_chunk_tokens(c) * (c->cfg.head_dim + c->cfg.value_dim);
+}
+/* Keys [CT][d] and values [CT][dv] of chunk ch for KV head g. */
+static inline const float *vs_chunk_keys(const vs_cache *c, uint32_t ch, uint32_t g) {
+    return c->chunk[ch] + (size_t)g * vs_chunk_tokens(c) * c->cfg.head_dim;
+}
+static inline const float *vs_chunk_values(const vs_cache *c, uint32_t ch, uint32_t g) {
+    const size_t CT = vs_chunk_tokens(c);
+    return c->chunk[ch] + (size_t)c->cfg.kv_heads * CT * c->cfg.head_dim +
+           (size_t)g * CT * c->cfg.value_dim;
+}
+/* Keys [S][d] and values [S][dv] of page p for KV head g. */
 static inline const float *vs_page_keys(const vs_cache *c, uint32_t p, uint32_t g) {
-    return c->page[p] + (size_t)g * c->cfg.page_size * c->cfg.head_dim;
+    return vs_chunk_keys(c, p / c->chunk_pages, g) +
+           (size_t)(p % c->chunk_pages) * c->cfg.page_size * c->cfg.head_dim;
 }
 static inline const float *vs_page_values(const vs_cache *c, uint32_t p, uint32_t g) {
-    return c->page[p] + (size_t)c->cfg.kv_heads * c->cfg.page_size * c->cfg.head_dim +
-           (size_t)g * c->cfg.page_size * c->cfg.value_dim;
+    return vs_chunk_values(c, p / c->chunk_pages, g) +
+           (size_t)(p % c->chunk_pages) * c->cfg.page_size * c->cfg.value_dim;
 }
 static inline float *vs_summary(const vs_cache *c, uint32_t g, uint32_t p) {
     return c->summ + ((size_t)g * c->page_cap + p) * 2 * c->cfg.head_dim;
