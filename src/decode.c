@@ -53,7 +53,7 @@ static double log_add(double a, double b) { /* log(e^a + e^b) */
 
 void vs_scratch_free(vs_scratch *w) {
     void *all[] = {w->bound, w->page_list, w->rest,      w->tok_score, w->tok_index,
-                   w->cand,  w->w,         w->cs,        (void *)w->rows, w->heap,
+                   w->cand,  w->w,         w->cs,        (void *)w->rows, w->topk,
                    w->acc,   w->hm,        w->hl,        w->sel_tokens, w->sel_pages,
                    w->sel_ntok, w->sel_npage, w->sel_dense};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vs_dealloc(all[i]);
@@ -82,7 +82,8 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
     if (n.sel_cap_pages > n.cap_pages) n.sel_cap_pages = n.cap_pages;
     const size_t block = vs_chunk_tokens(c);
     const size_t small = n.cap_cand > block ? n.cap_cand : block;
-    const size_t heap = n.cap_cand > n.cap_pages ? n.cap_cand : n.cap_pages;
+    /* top-k selects at most max(Kc, routed pages) items */
+    const size_t topk = VS_TOPK_SCRATCH(n.cap_cand > n.sel_cap_pages ? n.cap_cand : n.sel_cap_pages);
     struct {
         void **slot;
         size_t bytes;
@@ -96,7 +97,7 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
         {(void **)&n.w, small * sizeof(float)},
         {(void **)&n.cs, small * sizeof(float)},
         {(void **)&n.rows, small * sizeof(float *)},
-        {(void **)&n.heap, heap * sizeof(vs_topk_item)},
+        {(void **)&n.topk, topk * sizeof(vs_topk_item)},
         {(void **)&n.acc, (heads + 1) * dv * sizeof(float)}, /* + dense block accumulator */
         {(void **)&n.hm, heads * sizeof(float)},
         {(void **)&n.hl, heads * sizeof(float)},
@@ -300,7 +301,7 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
     uint32_t nr = 0;
     for (uint32_t p = 0; p < sink; p++) w->page_list[nr++] = p;
     if (mid > 0) {
-        size_t got = K->topk(w->bound + sink, mid, P < mid ? P : mid, w->heap, w->page_list + nr);
+        size_t got = K->topk(w->bound + sink, mid, P < mid ? P : mid, w->topk, w->page_list + nr);
         for (size_t i = 0; i < got; i++) w->page_list[nr + i] += sink;
         nr += (uint32_t)got;
     }
@@ -319,7 +320,7 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
         nc = nt;
         for (size_t i = 0; i < nt; i++) w->cand[i] = (uint32_t)i;
     } else {
-        nc = K->topk(w->tok_score, nt, Kc, w->heap, w->cand);
+        nc = K->topk(w->tok_score, nt, Kc, w->topk, w->cand);
     }
 
     /* solve: softmax over the candidates */

@@ -42,7 +42,7 @@ typedef struct vs_scratch {
     float *w;              /* [max(cap_cand, S)] weights */
     float *cs;             /* [max(cap_cand, S)] candidate scores */
     const float **rows;    /* [max(cap_cand, S)] value rows */
-    vs_topk_item *heap;    /* [max(cap_cand, cap_pages)] */
+    vs_topk_item *topk;    /* [VS_TOPK_SCRATCH(max(cap_cand, sel_cap_pages))] */
     float *acc;            /* [heads][dv] accumulators */
     float *hm, *hl;        /* [heads] running max and sum of the online softmax */
     size_t bytes;          /* everything above, for vs_cache_get_info */

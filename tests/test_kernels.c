@@ -7,7 +7,9 @@
  *     128, 256, 512), with Gaussian-like data, data full of exact ties and
  *     signed zeros, and data spread over many binades. Outputs past the end
  *     must stay untouched.
- *  2. The scalar reference against float64 math: scores, page_bounds and
+ *     dots (gathered rows, given by pointer) is also checked against scores
+ *     with scale 1 on the same rows laid out contiguously.
+ *  2. The scalar reference against float64 math: scores, page_bounds, dots and
  *     accum within a stated rounding bound of sum |terms|, exp_sum against
  *     double exp.
  *  3. vs_exp against double exp on a dense sweep of [VS_EXP_LO, VS_EXP_HI]
@@ -256,6 +258,44 @@ static void identity_accum(const vs_kernels *K, vs_test_rng *r) {
             }
 }
 
+/* dots: rows given by pointer, each row its own exactly sized allocation (so a
+   read past d is caught by sanitizers), in a shuffled order with repeats. */
+static void identity_dots(const vs_kernels *K, vs_test_rng *r) {
+    const vs_kernels *S = &vs_kernels_scalar;
+    enum { NR = NMAX + 47 };
+    for (int mode = 0; mode < MODE_COUNT; mode++)
+        for (size_t n = 1; n <= NR; n += (n < NMAX ? 1 : 23)) /* 1..17, 40, 63 */
+            for (size_t di = 0; di < NDIMS; di++) {
+                const size_t d = DIMS[di];
+                float *rowbuf[NR];
+                const float *rows[NR];
+                for (size_t i = 0; i < n; i++) {
+                    rowbuf[i] = alloc_f(d);
+                    fill(r, rowbuf[i], d, mode);
+                }
+                for (size_t i = 0; i < n; i++) /* some rows twice, out of order */
+                    rows[i] = rowbuf[(i * 7 + (vs_test_next(r) % 3 == 0)) % n];
+                float *x = alloc_f(d), *want = alloc_f(n + GUARD), *got = alloc_f(n + GUARD);
+                fill(r, x, d, mode);
+                set_guard(want, n);
+                set_guard(got, n);
+                S->dots(rows, n, d, x, want);
+                K->dots(rows, n, d, x, got);
+                CHECK(memcmp(want, got, n * sizeof *got) == 0 && guard_ok(got, n),
+                      "%s dots %s n=%zu d=%zu", K->name, MODE_NAME[mode], n, d);
+                /* dots is scores over row pointers: with contiguous rows and scale 1
+                   the two agree bit for bit */
+                float *k = alloc_f(n * d), *sc = alloc_f(n);
+                for (size_t i = 0; i < n; i++) memcpy(k + i * d, rows[i], d * sizeof *k);
+                K->scores(k, n, d, x, 1.0f, sc);
+                CHECK(memcmp(sc, got, n * sizeof *got) == 0,
+                      "%s dots == scores(scale 1) %s n=%zu d=%zu", K->name, MODE_NAME[mode], n, d);
+                hash_bytes(got, n * sizeof *got);
+                for (size_t i = 0; i < n; i++) free(rowbuf[i]);
+                free(x), free(want), free(got), free(k), free(sc);
+            }
+}
+
 static void identity_scale(const vs_kernels *K, vs_test_rng *r) {
     const vs_kernels *S = &vs_kernels_scalar;
     for (int mode = 0; mode < MODE_COUNT; mode++)
@@ -318,7 +358,7 @@ static void check_topk(const vs_kernels *K, vs_test_rng *r) {
             }
             for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
                 const size_t k = ks[ki];
-                vs_topk_item *scratch = malloc((k ? k : 1) * sizeof *scratch);
+                vs_topk_item *scratch = malloc(VS_TOPK_SCRATCH(k) * sizeof *scratch);
                 uint32_t *want = malloc((n + 1) * sizeof *want),
                          *got = malloc((n + 1) * sizeof *got);
                 const size_t wn = topk_brute(x, n, k, want);
@@ -338,7 +378,7 @@ static void check_topk(const vs_kernels *K, vs_test_rng *r) {
 
 static void scalar_vs_double(vs_test_rng *r) {
     const vs_kernels *S = &vs_kernels_scalar;
-    double worst_scores = 0, worst_bounds = 0, worst_exp = 0, worst_accum = 0;
+    double worst_scores = 0, worst_bounds = 0, worst_exp = 0, worst_accum = 0, worst_dots = 0;
     for (int mode = 0; mode < MODE_COUNT; mode++)
         for (size_t di = 0; di < NDIMS; di++) {
             const size_t d = DIMS[di], n = 9;
@@ -387,6 +427,26 @@ static void scalar_vs_double(vs_test_rng *r) {
                 if (!(err <= rel * a)) ok = 0;
             }
             CHECK(ok, "scalar page_bounds vs double %s d=%zu", MODE_NAME[mode], d);
+
+            /* dots: the same rounding bound as scores (no scale: one rounding less) */
+            {
+                const float *rows[9];
+                for (size_t i = 0; i < n; i++) rows[i] = k + (n - 1 - i) * d;
+                S->dots(rows, n, d, q, out);
+                ok = 1;
+                for (size_t i = 0; i < n; i++) {
+                    double s = 0, a = 0;
+                    for (size_t j = 0; j < d; j++) {
+                        double t = (double)q[j] * rows[i][j];
+                        s += t;
+                        a += fabs(t);
+                    }
+                    double err = fabs(out[i] - s);
+                    if (a > 0 && err / a > worst_dots) worst_dots = err / a;
+                    if (!(err <= rel * a)) ok = 0;
+                }
+                CHECK(ok, "scalar dots vs double %s d=%zu", MODE_NAME[mode], d);
+            }
 
             /* accum: acc_j + sum_i w_i v_ij, 2 roundings per row */
             {
@@ -449,8 +509,8 @@ static void scalar_vs_double(vs_test_rng *r) {
     }
     printf(
         "  scalar vs float64: worst |err|/sum|terms|: scores %.3g, page_bounds %.3g, "
-        "accum %.3g; exp_sum worst rel %.3g\n",
-        worst_scores, worst_bounds, worst_accum, worst_exp);
+        "dots %.3g, accum %.3g; exp_sum worst rel %.3g\n",
+        worst_scores, worst_bounds, worst_dots, worst_accum, worst_exp);
 }
 
 /* ---- 3. vs_exp against double exp ----------------------------------------- */
@@ -633,6 +693,7 @@ int main(void) {
         identity_max(K, &r);
         identity_exp_sum(K, &r);
         identity_accum(K, &r);
+        identity_dots(K, &r);
         identity_scale(K, &r);
         check_topk(K, &r);
         hash[a] = out_hash;

@@ -91,10 +91,44 @@ static inline __m256 exp8(__m256 x) {
     return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), live);
 }
 
-/* ---- scores: out[i] = scale * canonical_sum_j(q[j] * k[i*d + j]) ------------ */
+/* ---- scores and dots: canonical sums of q[j] * row[j] ------------------------ */
 
 #define DOT_STEP(a, row, qv, load) a = _mm256_add_ps(a, _mm256_mul_ps(qv, load(row)))
 
+/* The canonical dot products of q with the 8 rows r[0..7], in lanes 0..7. */
+static inline __attribute__((always_inline)) __m256 dot8(const float *const r[ROWS], const float *q,
+                                                         size_t dfull, size_t d, __m256 qtail,
+                                                         __m256i dmask) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (size_t j = 0; j < dfull; j += LANES) {
+        const __m256 qv = _mm256_loadu_ps(q + j);
+#define LD(p) _mm256_loadu_ps((p) + j)
+        DOT_STEP(a0, r[0], qv, LD);
+        DOT_STEP(a1, r[1], qv, LD);
+        DOT_STEP(a2, r[2], qv, LD);
+        DOT_STEP(a3, r[3], qv, LD);
+        DOT_STEP(a4, r[4], qv, LD);
+        DOT_STEP(a5, r[5], qv, LD);
+        DOT_STEP(a6, r[6], qv, LD);
+        DOT_STEP(a7, r[7], qv, LD);
+#undef LD
+    }
+    if (dfull < d) { /* remainder: lanes past d hold 0 * 0 = +0 */
+#define LD(p) _mm256_maskload_ps((p) + dfull, dmask)
+        DOT_STEP(a0, r[0], qtail, LD);
+        DOT_STEP(a1, r[1], qtail, LD);
+        DOT_STEP(a2, r[2], qtail, LD);
+        DOT_STEP(a3, r[3], qtail, LD);
+        DOT_STEP(a4, r[4], qtail, LD);
+        DOT_STEP(a5, r[5], qtail, LD);
+        DOT_STEP(a6, r[6], qtail, LD);
+        DOT_STEP(a7, r[7], qtail, LD);
+#undef LD
+    }
+    return combine8(a0, a1, a2, a3, a4, a5, a6, a7);
+}
+
+/* out[i] = scale * canonical_sum_j(q[j] * k[i*d + j]) */
 static void scores_avx2(const float *k, size_t n, size_t d, const float *q, float scale,
                         float *out) {
     const size_t dfull = d & ~(size_t)(LANES - 1);
@@ -106,34 +140,20 @@ static void scores_avx2(const float *k, size_t n, size_t d, const float *q, floa
         const size_t m = n - i < ROWS ? n - i : ROWS;
         const float *r[ROWS];
         for (size_t t = 0; t < ROWS; t++) r[t] = k + (i + (t < m ? t : m - 1)) * d;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-               a7 = a0;
-        for (size_t j = 0; j < dfull; j += LANES) {
-            const __m256 qv = _mm256_loadu_ps(q + j);
-#define LD(p) _mm256_loadu_ps((p) + j)
-            DOT_STEP(a0, r[0], qv, LD);
-            DOT_STEP(a1, r[1], qv, LD);
-            DOT_STEP(a2, r[2], qv, LD);
-            DOT_STEP(a3, r[3], qv, LD);
-            DOT_STEP(a4, r[4], qv, LD);
-            DOT_STEP(a5, r[5], qv, LD);
-            DOT_STEP(a6, r[6], qv, LD);
-            DOT_STEP(a7, r[7], qv, LD);
-#undef LD
-        }
-        if (dfull < d) { /* remainder: lanes past d hold 0 * 0 = +0 */
-#define LD(p) _mm256_maskload_ps((p) + dfull, dmask)
-            DOT_STEP(a0, r[0], qtail, LD);
-            DOT_STEP(a1, r[1], qtail, LD);
-            DOT_STEP(a2, r[2], qtail, LD);
-            DOT_STEP(a3, r[3], qtail, LD);
-            DOT_STEP(a4, r[4], qtail, LD);
-            DOT_STEP(a5, r[5], qtail, LD);
-            DOT_STEP(a6, r[6], qtail, LD);
-            DOT_STEP(a7, r[7], qtail, LD);
-#undef LD
-        }
-        store_first(out + i, _mm256_mul_ps(vscale, combine8(a0, a1, a2, a3, a4, a5, a6, a7)), m);
+        store_first(out + i, _mm256_mul_ps(vscale, dot8(r, q, dfull, d, qtail, dmask)), m);
+    }
+}
+
+/* out[i] = canonical_sum_j(x[j] * rows[i][j]) (x * row == row * x exactly) */
+static void dots_avx2(const float *const *rows, size_t n, size_t d, const float *x, float *out) {
+    const size_t dfull = d & ~(size_t)(LANES - 1);
+    const __m256i dmask = tail_mask(d - dfull);
+    const __m256 xtail = dfull < d ? _mm256_maskload_ps(x + dfull, dmask) : _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i += ROWS) {
+        const size_t m = n - i < ROWS ? n - i : ROWS;
+        const float *r[ROWS];
+        for (size_t t = 0; t < ROWS; t++) r[t] = rows[i + (t < m ? t : m - 1)];
+        store_first(out + i, dot8(r, x, dfull, d, xtail, dmask), m);
     }
 }
 
@@ -292,7 +312,7 @@ static void scale_avx2(float *x, size_t n, float a) {
 /* ---- topk ------------------------------------------------------------------ */
 
 /* Offers x[i] for every set bit of `bits`, in increasing index order. */
-static void offer_bits(vs_topk_heap *h, const float *x, size_t i, unsigned bits) {
+static void offer_bits(vs_topk_buf *h, const float *x, size_t i, unsigned bits) {
     while (bits) {
         unsigned b = (unsigned)__builtin_ctz(bits);
         vs_topk_offer(h, x[i + b], (uint32_t)(i + b));
@@ -300,24 +320,25 @@ static void offer_bits(vs_topk_heap *h, const float *x, size_t i, unsigned bits)
     }
 }
 
-/* Same heap traffic as the scalar loop, minus offers that cannot enter: once
-   the heap is full only values strictly above the root's can (indices grow),
-   and the root only rises, so a value at or below the root before the block
-   stays out. */
+/* Same offers as the scalar loop, minus those that cannot enter: once the
+   buffer has a threshold only values strictly above it can (indices grow),
+   and the threshold only rises, so a value at or below it before the block
+   stays out (vs_topk_offer re-checks the ones that pass). */
 static size_t topk_avx2(const float *x, size_t n, size_t k, vs_topk_item *scratch, uint32_t *out) {
-    vs_topk_heap h = {scratch, 0, k};
+    vs_topk_buf h;
+    vs_topk_init(&h, scratch, k);
+    if (k == 0) return 0;
     size_t i = 0;
-    for (; i < n && h.size < h.cap; i++) vs_topk_offer(&h, x[i], (uint32_t)i);
-    if (h.cap == 0) return vs_topk_finish(&h, out);
+    for (; i < n && !h.have_thr; i++) vs_topk_offer(&h, x[i], (uint32_t)i);
     for (; i + LANES <= n; i += LANES) {
-        const __m256 root = _mm256_set1_ps(h.item[0].value);
+        const __m256 root = _mm256_set1_ps(h.thr);
         const unsigned bits =
             (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), root, _CMP_GT_OQ));
         if (bits) offer_bits(&h, x, i, bits);
     }
     if (i < n) { /* remainder: only the first n - i lanes count */
         const __m256i tm = tail_mask(n - i);
-        const __m256 root = _mm256_set1_ps(h.item[0].value);
+        const __m256 root = _mm256_set1_ps(h.thr);
         const unsigned bits = (unsigned)_mm256_movemask_ps(
             _mm256_and_ps(_mm256_cmp_ps(_mm256_maskload_ps(x + i, tm), root, _CMP_GT_OQ),
                           _mm256_castsi256_ps(tm)));
@@ -327,6 +348,13 @@ static size_t topk_avx2(const float *x, size_t n, size_t k, vs_topk_item *scratc
 }
 
 const vs_kernels vs_kernels_avx2 = {
-    "avx2",       scores_avx2, page_bounds_avx2, max_avx2,
-    exp_sum_avx2, accum_avx2,  scale_avx2,       topk_avx2,
+    .name = "avx2",
+    .scores = scores_avx2,
+    .page_bounds = page_bounds_avx2,
+    .max = max_avx2,
+    .exp_sum = exp_sum_avx2,
+    .dots = dots_avx2,
+    .accum = accum_avx2,
+    .scale = scale_avx2,
+    .topk = topk_avx2,
 };

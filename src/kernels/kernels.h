@@ -40,6 +40,10 @@ typedef struct vs_kernels {
     /* x[i] = vs_exp(x[i] - shift) for i < n; returns canonical_sum(x). */
     float (*exp_sum)(float *x, size_t n, float shift);
 
+    /* out[i] = canonical_sum_j(x[j] * rows[i][j]), i < n, j < d: the dot products
+       of x with n rows given by pointer (no scale; `scores` over row pointers). */
+    void (*dots)(const float *const *rows, size_t n, size_t d, const float *x, float *out);
+
     /* For i = 0..n-1 in order, for j < dv: acc[j] = acc[j] + w[i] * rows[i][j]. */
     void (*accum)(const float *const *rows, const float *w, size_t n, size_t dv, float *acc);
 
@@ -48,7 +52,7 @@ typedef struct vs_kernels {
 
     /* Indices of the min(k, n) largest x[i] (ties: lower index first), written
        to out[] in increasing index order; returns their count. scratch holds
-       at least k items. x has no NaN. */
+       at least VS_TOPK_SCRATCH(k) items. x has no NaN. */
     size_t (*topk)(const float *x, size_t n, size_t k, vs_topk_item *scratch, uint32_t *out);
 } vs_kernels;
 
@@ -65,17 +69,26 @@ extern const vs_kernels vs_kernels_wasmsimd;
 /* The kernels in use (selected once, lazily; see vs_set_isa in vashista.h). */
 const vs_kernels *vs_kernels_active(void);
 
-/* Top-k bookkeeping shared by every ISA (topk.c): a min-heap of the best
-   items seen, worst at the root. Once the heap is full only values strictly
-   above the root can enter (indices only grow), which is what SIMD kernels
-   test eight at a time before offering. */
-typedef struct vs_topk_heap {
-    vs_topk_item *item;
-    size_t size, cap;
-} vs_topk_heap;
+/* Top-k bookkeeping shared by every ISA (topk.c): a buffer of up to 2k
+   items, kept in increasing index order. When it fills, a selection keeps
+   its k best (a stable filter against the k-th best, so the order stays) and
+   that k-th best value becomes the threshold: from then on only values
+   strictly above it can enter (indices only grow, so ties lose), which is
+   what SIMD kernels test eight at a time before offering. No heap, no sort:
+   O(n + k log(n/k)) and the output comes out in index order. */
+typedef struct vs_topk_buf {
+    vs_topk_item *item; /* [2k] the buffer, then [2k] selection workspace */
+    size_t size, k;
+    float thr;          /* valid once have_thr */
+    int have_thr;
+} vs_topk_buf;
 
-void vs_topk_offer(vs_topk_heap *h, float value, uint32_t index);
-/* Writes the heap's indices in increasing order to out; returns the count. */
-size_t vs_topk_finish(vs_topk_heap *h, uint32_t *out);
+/* scratch holds at least VS_TOPK_SCRATCH(k) items. */
+#define VS_TOPK_SCRATCH(k) (4 * (size_t)(k) + 4)
+
+void vs_topk_init(vs_topk_buf *h, vs_topk_item *scratch, size_t k);
+void vs_topk_offer(vs_topk_buf *h, float value, uint32_t index);
+/* Writes the best min(k, offered) indices in increasing order to out; returns the count. */
+size_t vs_topk_finish(vs_topk_buf *h, uint32_t *out);
 
 #endif /* VS_KERNELS_H */

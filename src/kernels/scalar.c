@@ -23,6 +23,10 @@ static void scores_scalar(const float *k, size_t n, size_t d, const float *q, fl
     for (size_t i = 0; i < n; i++) out[i] = scale * dot(q, k + i * d, d);
 }
 
+static void dots_scalar(const float *const *rows, size_t n, size_t d, const float *x, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = dot(x, rows[i], d);
+}
+
 static void page_bounds_scalar(const float *summ, size_t n, size_t d, const float *q,
                                float scale, float *out) {
     for (size_t p = 0; p < n; p++) {
@@ -63,12 +67,20 @@ static void scale_scalar(float *x, size_t n, float a) {
 
 static size_t topk_scalar(const float *x, size_t n, size_t k, vs_topk_item *scratch,
                           uint32_t *out) {
-    vs_topk_heap h = {scratch, 0, k};
+    vs_topk_buf h;
+    vs_topk_init(&h, scratch, k);
     for (size_t i = 0; i < n; i++) vs_topk_offer(&h, x[i], (uint32_t)i);
     return vs_topk_finish(&h, out);
 }
 
 const vs_kernels vs_kernels_scalar = {
-    "scalar",           scores_scalar, page_bounds_scalar, max_scalar, exp_sum_scalar,
-    accum_scalar,       scale_scalar,  topk_scalar,
+    .name = "scalar",
+    .scores = scores_scalar,
+    .page_bounds = page_bounds_scalar,
+    .max = max_scalar,
+    .exp_sum = exp_sum_scalar,
+    .dots = dots_scalar,
+    .accum = accum_scalar,
+    .scale = scale_scalar,
+    .topk = topk_scalar,
 };

@@ -1,5 +1,5 @@
 /* Top-k selection bookkeeping shared by all ISAs (see kernels.h). */
-#include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -8,45 +8,63 @@ static int better(vs_topk_item a, vs_topk_item b) {
     return a.value > b.value || (a.value == b.value && a.index < b.index);
 }
 
-static void sift_down(vs_topk_item *h, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && better(h[w], h[l])) w = l;
-        if (r < n && better(h[w], h[r])) w = r;
-        if (w == i) return;
-        vs_topk_item t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
-
-void vs_topk_offer(vs_topk_heap *h, float value, uint32_t index) {
-    vs_topk_item it = {value, index};
-    if (h->size < h->cap) {
-        size_t i = h->size++;
-        h->item[i] = it;
-        while (i > 0) { /* sift up: the worst item rises to the root */
-            size_t p = (i - 1) / 2;
-            if (!better(h->item[p], h->item[i])) break;
-            vs_topk_item t = h->item[p];
-            h->item[p] = h->item[i];
-            h->item[i] = t;
-            i = p;
+/* Rearranges t[0..n) so that t[k] is the item that would be at position k if
+   t were sorted best first (Hoare partition, median of three; iterative). */
+static void select_kth(vs_topk_item *t, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (hi > lo) {
+        size_t mid = lo + (hi - lo) / 2;
+        vs_topk_item a = t[lo], b = t[mid], c = t[hi], pivot;
+        if (better(a, b)) pivot = better(b, c) ? b : (better(a, c) ? c : a);
+        else pivot = better(a, c) ? a : (better(b, c) ? c : b);
+        size_t i = lo, j = hi;
+        for (;;) {
+            while (better(t[i], pivot)) i++;
+            while (better(pivot, t[j])) j--;
+            if (i >= j) break;
+            vs_topk_item x = t[i];
+            t[i] = t[j];
+            t[j] = x;
+            i++;
+            j--;
         }
-    } else if (h->cap > 0 && better(it, h->item[0])) {
-        h->item[0] = it;
-        sift_down(h->item, h->size, 0);
+        /* now t[lo..j] are at least as good as pivot, t[j+1..hi] at most */
+        if (k <= j) hi = j;
+        else lo = j + 1;
     }
 }
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+/* Keeps the k best of the buffer, in index order, and sets the threshold. */
+static void shrink(vs_topk_buf *h) {
+    vs_topk_item *tmp = h->item + 2 * h->k;
+    memcpy(tmp, h->item, h->size * sizeof *tmp);
+    select_kth(tmp, h->size, h->k - 1);
+    const vs_topk_item worst = tmp[h->k - 1];
+    size_t m = 0;
+    for (size_t i = 0; i < h->size; i++)
+        if (!better(worst, h->item[i])) h->item[m++] = h->item[i];
+    h->size = m; /* == k: items are distinct, so exactly k are at least as good */
+    h->thr = worst.value;
+    h->have_thr = 1;
 }
 
-size_t vs_topk_finish(vs_topk_heap *h, uint32_t *out) {
+void vs_topk_init(vs_topk_buf *h, vs_topk_item *scratch, size_t k) {
+    h->item = scratch;
+    h->size = 0;
+    h->k = k;
+    h->thr = 0;
+    h->have_thr = 0;
+}
+
+void vs_topk_offer(vs_topk_buf *h, float value, uint32_t index) {
+    if (h->k == 0 || (h->have_thr && !(value > h->thr))) return;
+    h->item[h->size].value = value;
+    h->item[h->size].index = index;
+    if (++h->size == 2 * h->k) shrink(h);
+}
+
+size_t vs_topk_finish(vs_topk_buf *h, uint32_t *out) {
+    if (h->size > h->k) shrink(h);
     for (size_t i = 0; i < h->size; i++) out[i] = h->item[i].index;
-    qsort(out, h->size, sizeof *out, cmp_u32);
     return h->size;
 }

@@ -149,6 +149,27 @@ static void scores_wasmsimd(const float *k, size_t n, size_t d, const float *q, 
     }
 }
 
+/* out[i] = canonical_sum_j(x[j] * rows[i][j]): scores over row pointers, no
+   scale (x * row == row * x exactly). */
+static void dots_wasmsimd(const float *const *rows, size_t n, size_t d, const float *x,
+                          float *out) {
+    const size_t dfull = d & ~(size_t)(LANES - 1), dtail = d - dfull;
+    v128_t xt_lo = wasm_f32x4_splat(0.0f), xt_hi = xt_lo;
+    if (dtail) load_tail(x + dfull, dtail, &xt_lo, &xt_hi);
+    for (size_t i = 0; i < n; i += ROWS) {
+        const size_t m = n - i < ROWS ? n - i : ROWS;
+        const float *r[ROWS];
+        for (size_t t = 0; t < ROWS; t++) r[t] = rows[i + (t < m ? t : m - 1)];
+        v128_t lo[ROWS], hi[ROWS];
+        dot_pair(x, r[0], r[1], dfull, dtail, xt_lo, xt_hi, lo, hi);
+        if (m > 2)
+            dot_pair(x, r[2], r[3], dfull, dtail, xt_lo, xt_hi, lo + 2, hi + 2);
+        else
+            lo[2] = lo[3] = lo[1], hi[2] = hi[3] = hi[1];
+        store_first(out + i, combine4(lo, hi), m);
+    }
+}
+
 /* ---- page_bounds: out[p] = scale * canonical_sum_j(max(q*lo, q*hi)) --------- */
 
 /* (a > b) ? a : b of the products q*lo, q*hi */
@@ -315,7 +336,7 @@ static void scale_wasmsimd(float *x, size_t n, float a) {
 
 /* ---- topk ------------------------------------------------------------------ */
 
-static void offer_bits(vs_topk_heap *h, const float *x, size_t i, unsigned bits) {
+static void offer_bits(vs_topk_buf *h, const float *x, size_t i, unsigned bits) {
     while (bits) {
         unsigned b = (unsigned)__builtin_ctz(bits);
         vs_topk_offer(h, x[i + b], (uint32_t)(i + b));
@@ -323,17 +344,19 @@ static void offer_bits(vs_topk_heap *h, const float *x, size_t i, unsigned bits)
     }
 }
 
-/* As in avx2.c: once the heap is full only values strictly above the root's
-   can enter (indices grow, the root only rises), so blocks of 8 are tested
-   against the root and only passing elements are offered, in index order. */
+/* Same offers as the scalar loop, minus those that cannot enter: once the
+   buffer has a threshold only values strictly above it can (indices grow),
+   and the threshold only rises, so a value at or below it before the block
+   stays out (vs_topk_offer re-checks the ones that pass). */
 static size_t topk_wasmsimd(const float *x, size_t n, size_t k, vs_topk_item *scratch,
                             uint32_t *out) {
-    vs_topk_heap h = {scratch, 0, k};
+    vs_topk_buf h;
+    vs_topk_init(&h, scratch, k);
+    if (k == 0) return 0;
     size_t i = 0;
-    for (; i < n && h.size < h.cap; i++) vs_topk_offer(&h, x[i], (uint32_t)i);
-    if (h.cap == 0) return vs_topk_finish(&h, out);
+    for (; i < n && !h.have_thr; i++) vs_topk_offer(&h, x[i], (uint32_t)i);
     for (; i + LANES <= n; i += LANES) {
-        const v128_t root = wasm_f32x4_splat(h.item[0].value);
+        const v128_t root = wasm_f32x4_splat(h.thr);
         const unsigned bits = wasm_i32x4_bitmask(wasm_f32x4_gt(wasm_v128_load(x + i), root)) |
                               wasm_i32x4_bitmask(wasm_f32x4_gt(wasm_v128_load(x + i + 4), root))
                                   << 4;
@@ -341,7 +364,7 @@ static size_t topk_wasmsimd(const float *x, size_t n, size_t k, vs_topk_item *sc
     }
     if (i < n) { /* remainder: only the first n - i lanes count */
         const size_t m = n - i;
-        const v128_t root = wasm_f32x4_splat(h.item[0].value);
+        const v128_t root = wasm_f32x4_splat(h.thr);
         v128_t v0, v1;
         load_tail(x + i, m, &v0, &v1);
         const unsigned bits = (wasm_i32x4_bitmask(wasm_f32x4_gt(v0, root)) |
@@ -353,6 +376,13 @@ static size_t topk_wasmsimd(const float *x, size_t n, size_t k, vs_topk_item *sc
 }
 
 const vs_kernels vs_kernels_wasmsimd = {
-    "wasmsimd",       scores_wasmsimd, page_bounds_wasmsimd, max_wasmsimd,
-    exp_sum_wasmsimd, accum_wasmsimd,  scale_wasmsimd,       topk_wasmsimd,
+    .name = "wasmsimd",
+    .scores = scores_wasmsimd,
+    .page_bounds = page_bounds_wasmsimd,
+    .max = max_wasmsimd,
+    .exp_sum = exp_sum_wasmsimd,
+    .dots = dots_wasmsimd,
+    .accum = accum_wasmsimd,
+    .scale = scale_wasmsimd,
+    .topk = topk_wasmsimd,
 };
