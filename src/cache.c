@@ -65,34 +65,56 @@ static float value_norm_up(const float *v, size_t n) {
     return nextafterf(f, INFINITY);
 }
 
+/* Page summary rows (bfloat16, rounded outward): the box starts at key k ... */
+static void box_init(uint16_t *lo, uint16_t *hi, const float *k, uint32_t d) {
+    for (uint32_t j = 0; j < d; j++) {
+        lo[j] = vs_bf16_down(k[j]);
+        hi[j] = vs_bf16_up(k[j]);
+    }
+}
+
+/* ... and grows to hold key k (compared as floats: the roundings are monotone,
+   so lo ends as down(min k) and hi as up(max k)). */
+static void box_fold(uint16_t *lo, uint16_t *hi, const float *k, uint32_t d) {
+    for (uint32_t j = 0; j < d; j++) {
+        const uint16_t a = vs_bf16_down(k[j]), b = vs_bf16_up(k[j]);
+        if (vs_bf16_to_f32(a) < vs_bf16_to_f32(lo[j])) lo[j] = a;
+        if (vs_bf16_to_f32(b) > vs_bf16_to_f32(hi[j])) hi[j] = b;
+    }
+}
+
+/* kabs_j = max(kabs_j, |lo_j|, |hi_j|): the rounding model bounds the page
+   bound terms q_j * lo_j, q_j * hi_j (not only the keys) by |q_j| kabs_j. */
+static void kabs_fold(float *kabs, const uint16_t *lo, const uint16_t *hi, uint32_t d) {
+    for (uint32_t j = 0; j < d; j++) {
+        const float a = fabsf(vs_bf16_to_f32(lo[j])), b = fabsf(vs_bf16_to_f32(hi[j]));
+        const float m = a > b ? a : b;
+        kabs[j] = m > kabs[j] ? m : kabs[j];
+    }
+}
+
 /* Writes token `pos` of KV head g and folds it into the page summary. */
 static void store_token(vs_cache *c, uint32_t pos, uint32_t g, const float *k, const float *v) {
     const uint32_t S = c->cfg.page_size, d = c->cfg.head_dim, dv = c->cfg.value_dim;
     const uint32_t p = pos / S, i = pos % S;
     memcpy((float *)vs_page_keys(c, p, g) + (size_t)i * d, k, d * sizeof(float));
     memcpy((float *)vs_page_values(c, p, g) + (size_t)i * dv, v, dv * sizeof(float));
-    float *lo = vs_summary(c, g, p), *hi = lo + d, *kabs = c->kabs + (size_t)g * d;
+    uint16_t *lo = vs_summary(c, g, p), *hi = lo + d;
     float vn = value_norm_up(v, dv), *vmax = c->vnorm + (size_t)g * c->page_cap + p;
     if (i == 0) {
-        memcpy(lo, k, d * sizeof(float));
-        memcpy(hi, k, d * sizeof(float));
+        box_init(lo, hi, k, d);
         *vmax = vn;
     } else {
-        for (uint32_t j = 0; j < d; j++) {
-            lo[j] = k[j] < lo[j] ? k[j] : lo[j];
-            hi[j] = k[j] > hi[j] ? k[j] : hi[j];
-        }
+        box_fold(lo, hi, k, d);
         *vmax = vn > *vmax ? vn : *vmax;
     }
-    for (uint32_t j = 0; j < d; j++) {
-        float a = fabsf(k[j]);
-        kabs[j] = a > kabs[j] ? a : kabs[j];
-    }
+    kabs_fold(c->kabs + (size_t)g * d, lo, hi, d);
 }
 
 /* Grows the chunk pointers to `chunks` and summ, vnorm to `pages`; all or nothing. */
 static int grow_arrays(vs_cache *c, uint32_t pages, uint32_t chunks) {
-    float **chunk = NULL, *summ = NULL, *vnorm = NULL;
+    float **chunk = NULL, *vnorm = NULL;
+    uint16_t *summ = NULL;
     uint32_t ccap = c->chunk_cap, pcap = c->page_cap;
     const size_t G = c->cfg.kv_heads, d2 = 2 * (size_t)c->cfg.head_dim;
     if (chunks > ccap) {
@@ -195,17 +217,12 @@ int vs_cache_truncate(vs_cache *c, size_t length) {
         const uint32_t p = keep - 1, n = (uint32_t)(length % S);
         for (uint32_t g = 0; g < G; g++) {
             const float *k = vs_page_keys(c, p, g), *v = vs_page_values(c, p, g);
-            float *lo = vs_summary(c, g, p), *hi = lo + d;
+            uint16_t *lo = vs_summary(c, g, p), *hi = lo + d;
             float *vmax = c->vnorm + (size_t)g * c->page_cap + p;
-            memcpy(lo, k, d * sizeof(float));
-            memcpy(hi, k, d * sizeof(float));
+            box_init(lo, hi, k, d);
             *vmax = value_norm_up(v, c->cfg.value_dim);
             for (uint32_t i = 1; i < n; i++) {
-                const float *ki = k + (size_t)i * d;
-                for (uint32_t j = 0; j < d; j++) {
-                    lo[j] = ki[j] < lo[j] ? ki[j] : lo[j];
-                    hi[j] = ki[j] > hi[j] ? ki[j] : hi[j];
-                }
+                box_fold(lo, hi, k + (size_t)i * d, d);
                 float vn = value_norm_up(v + (size_t)i * c->cfg.value_dim, c->cfg.value_dim);
                 *vmax = vn > *vmax ? vn : *vmax;
             }
@@ -216,11 +233,8 @@ int vs_cache_truncate(vs_cache *c, size_t length) {
         float *kabs = c->kabs + (size_t)g * d;
         memset(kabs, 0, d * sizeof(float));
         for (uint32_t p = 0; p < keep; p++) {
-            const float *lo = vs_summary(c, g, p), *hi = lo + d;
-            for (uint32_t j = 0; j < d; j++) {
-                float a = fabsf(lo[j]) > fabsf(hi[j]) ? fabsf(lo[j]) : fabsf(hi[j]);
-                kabs[j] = a > kabs[j] ? a : kabs[j];
-            }
+            const uint16_t *lo = vs_summary(c, g, p);
+            kabs_fold(kabs, lo, lo + d, d);
         }
     }
     return VS_OK;
@@ -247,10 +261,11 @@ int vs_cache_get_info(const vs_cache *c, vs_cache_info *info) {
     info->length = c->length;
     info->pages = c->npages;
     info->kv_bytes = c->npages * G * S * (d + dv) * sizeof(float);
-    info->summary_bytes = c->npages * G * (2 * d + 1) * sizeof(float);
+    /* per page and KV head: 2 bfloat16 rows and the float vnorm */
+    info->summary_bytes = c->npages * G * (2 * d * sizeof(uint16_t) + sizeof(float));
     info->reserved_bytes = sizeof *c + (double)c->nchunks * vs_chunk_floats(c) * sizeof(float) +
                            c->chunk_cap * sizeof(float *) +
-                           c->page_cap * G * (2 * d + 1) * sizeof(float) +
+                           c->page_cap * G * (2 * d * sizeof(uint16_t) + sizeof(float)) +
                            G * d * sizeof(float) + (double)c->ws.bytes;
     return VS_OK;
 }

@@ -4,9 +4,11 @@
  *                about VS_CHUNK_TOKENS): keys [G][CT][d] then values [G][CT][dv].
  *                Routing works on pages of S tokens; storage and the dense pass
  *                on chunks, so a small S does not fragment memory streams.
- *   summ         [G][page_cap][2][d]: per page, the key minimum row then maximum row
+ *   summ         [G][page_cap][2][d] bfloat16: per page, the key minimum row rounded
+ *                down then the maximum row rounded up (so the box holds every key)
  *   vnorm        [G][page_cap]: per page, an upper bound of max ||v||_2
- *   kabs         [G][d]: per channel, an upper bound of max |k| over the cache
+ *   kabs         [G][d]: per channel, an upper bound of max |k| over the cache and
+ *                of every (widened) |lo|, |hi| in summ
  * Chunks are separate blocks so that appending never moves stored tokens;
  * the arrays grow by doubling (allocate, copy, then swap).
  */
@@ -30,10 +32,9 @@ VS_API void vs_test_fail_alloc_after(long n);
 
 /* Scratch for decode, grown on demand (never shrunk) and reused. */
 typedef struct vs_scratch {
-    size_t cap_pages;      /* bound, page_list, page_flag */
+    size_t cap_pages;      /* bound, page_list */
     float *bound;          /* [cap_pages] page score bounds for one head */
     uint32_t *page_list;   /* [cap_pages] routed pages, increasing */
-    float *rest;           /* [cap_pages] unrouted bounds, compacted */
     size_t cap_tokens;     /* routed tokens */
     float *tok_score;      /* [cap_tokens] exact scores of routed tokens */
     uint32_t *tok_index;   /* [cap_tokens] their token indices */
@@ -63,7 +64,7 @@ struct vs_cache {
     uint32_t nchunks;      /* chunks in use: ceil(npages / CP) */
     uint32_t chunk_cap;    /* capacity of chunk */
     float **chunk;         /* [chunk_cap] */
-    float *summ;           /* [G][page_cap][2][d] */
+    uint16_t *summ;        /* [G][page_cap][2][d] bfloat16 */
     float *vnorm;          /* [G][page_cap] */
     float *kabs;           /* [G][d] */
     vs_scratch ws;
@@ -93,7 +94,7 @@ static inline const float *vs_page_values(const vs_cache *c, uint32_t p, uint32_
     return vs_chunk_values(c, p / c->chunk_pages, g) +
            (size_t)(p % c->chunk_pages) * c->cfg.page_size * c->cfg.value_dim;
 }
-static inline float *vs_summary(const vs_cache *c, uint32_t g, uint32_t p) {
+static inline uint16_t *vs_summary(const vs_cache *c, uint32_t g, uint32_t p) {
     return c->summ + ((size_t)g * c->page_cap + p) * 2 * c->cfg.head_dim;
 }
 /* Tokens held by page p. */

@@ -6,16 +6,36 @@
 #include "internal.h"
 #include "testutil.h"
 
-/* Every page summary equals the min/max of its keys; vnorm bounds the value
-   norms from above, tightly; kabs bounds every |k|. */
+/* bfloat16 by arithmetic, independently of the library: the grid near x has
+   spacing 2^(e-7) for |x| in [2^e, 2^(e+1)) (2^-133 below 2^-126); rounding
+   down / up is a floor / ceiling on that grid, exact in double. */
+static double bf16_round(float x, int up) {
+    if (x == 0.0f) return x;
+    int e;
+    (void)frexp(x, &e); /* |x| in [2^(e-1), 2^e) */
+    const double u = ldexp(1.0, e - 8 > -133 ? e - 8 : -133);
+    return (up ? ceil(x / u) : floor(x / u)) * u;
+}
+static double bf16_widen(uint16_t h) {
+    const uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* Every page summary is the min/max of its keys rounded outward to bfloat16
+   (min down, max up); vnorm bounds the value norms from above, tightly; kabs
+   bounds every |k| and every |lo|, |hi|, and is attained by one of them. */
 static void check_summaries(const vs_cache *c, const char *when) {
     const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim;
-    int ok = 1;
+    int ok = 1, kabs_ok = 1;
+    double *kmax = calloc((size_t)c->cfg.kv_heads * d, sizeof *kmax);
     for (uint32_t g = 0; g < c->cfg.kv_heads; g++)
         for (uint32_t p = 0; p < c->npages; p++) {
             const uint32_t n = vs_page_count(c, p);
             const float *k = vs_page_keys(c, p, g), *v = vs_page_values(c, p, g);
-            const float *lo = vs_summary(c, g, p), *hi = lo + d;
+            const float *kabs = c->kabs + (size_t)g * d;
+            const uint16_t *lo = vs_summary(c, g, p), *hi = lo + d;
             double vmax = 0;
             for (uint32_t j = 0; j < d; j++) {
                 float mn = INFINITY, mx = -INFINITY;
@@ -23,9 +43,14 @@ static void check_summaries(const vs_cache *c, const char *when) {
                     float x = k[(size_t)i * d + j];
                     mn = x < mn ? x : mn;
                     mx = x > mx ? x : mx;
-                    if (fabsf(x) > c->kabs[(size_t)g * d + j]) ok = 0;
+                    if (fabsf(x) > kabs[j]) kabs_ok = 0;
                 }
-                if (lo[j] != mn || hi[j] != mx) ok = 0;
+                const double l = bf16_widen(lo[j]), h = bf16_widen(hi[j]);
+                if (l != bf16_round(mn, 0) || h != bf16_round(mx, 1)) ok = 0;
+                if (!(l <= mn && mx <= h)) ok = 0;
+                if (fabs(l) > kabs[j] || fabs(h) > kabs[j]) kabs_ok = 0;
+                double *km = kmax + (size_t)g * d + j;
+                *km = fmax(*km, fmax(fabs(l), fabs(h)));
             }
             for (uint32_t i = 0; i < n; i++) {
                 double s = 0;
@@ -35,7 +60,12 @@ static void check_summaries(const vs_cache *c, const char *when) {
             const double vn = c->vnorm[(size_t)g * c->page_cap + p];
             if (!(vn >= vmax && vn <= vmax * (1 + 1e-6) + 1e-30)) ok = 0;
         }
+    for (size_t i = 0; i < (size_t)c->cfg.kv_heads * d; i++)
+        if (c->kabs[i] != kmax[i]) kabs_ok = 0;
+    free(kmax);
     CHECK(ok, "page summaries wrong %s (T=%u)", when, c->length);
+    CHECK(kabs_ok, "kabs wrong %s (T=%u): must bound |k|, |lo|, |hi| and be attained", when,
+          c->length);
 }
 
 static void dense_of(vs_cache *c, const float *q, float *out) {
@@ -98,7 +128,9 @@ int main(void) {
     CHECK_STATUS(vs_cache_get_info(all, &info), VS_OK);
     CHECK(info.length == T && info.pages == (T + S - 1) / S && info.page_size == S, "info shape");
     CHECK(info.kv_bytes == (double)info.pages * S * G * (d + dv) * 4, "kv_bytes %g", info.kv_bytes);
-    CHECK(info.summary_bytes == (double)info.pages * G * (2 * d + 1) * 4, "summary_bytes");
+    /* two bfloat16 rows and one float per page and KV head */
+    CHECK(info.summary_bytes == (double)info.pages * G * (2 * d * 2 + 4), "summary_bytes %g",
+          info.summary_bytes);
     CHECK(info.reserved_bytes >= info.kv_bytes + info.summary_bytes, "reserved_bytes");
 
     /* default page size */

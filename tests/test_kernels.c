@@ -18,7 +18,10 @@
  *  4. topk against a brute-force sort (ties by lower index, increasing index
  *     order) for many n and k, ties everywhere.
  *  5. page_bounds really bounds every key of a page (checked in double, with
- *     the float rounding term the certificate must add).
+ *     the float rounding term the certificate must add), with bfloat16
+ *     summaries rounded outward as the cache stores them (built here by
+ *     arithmetic, independently of the library); and the library's bfloat16
+ *     roundings (kernels.h) against that arithmetic.
  *
  * All test data come from integer hashing and + - * / only (no libm), so the
  * "output hash" printed per ISA is the same natively and under wasm.
@@ -88,6 +91,56 @@ static float *alloc_f(size_t n) {
     return p;
 }
 
+/* ---- bfloat16 by arithmetic ------------------------------------------------
+   Independent of the library's bit manipulation: the bfloat16 grid near x has
+   spacing 2^(e-7) for |x| in [2^e, 2^(e+1)), and 2^-133 below 2^-126 (the
+   subnormals); rounding down / up is a floor / ceiling on that grid, exact in
+   double. */
+static double bf16_ulp(double x) {
+    int e;
+    (void)frexp(x, &e); /* |x| = m 2^e, m in [0.5, 1): |x| in [2^(e-1), 2^e) */
+    return ldexp(1.0, e - 8 > -133 ? e - 8 : -133);
+}
+static double bf16_floor(float x) {
+    if (x == 0.0f) return x;
+    const double u = bf16_ulp(x);
+    return floor(x / u) * u;
+}
+static double bf16_ceil(float x) {
+    if (x == 0.0f) return x;
+    const double u = bf16_ulp(x);
+    return ceil(x / u) * u;
+}
+/* The stored bits of a value on the bfloat16 grid. */
+static int bf16_bad; /* values that were not on the grid (must stay 0) */
+static uint16_t bf16_bits(double v) {
+    const float f = (float)v;
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    if ((double)f != v || (b & 0xffffu) != 0) bf16_bad++;
+    return (uint16_t)(b >> 16);
+}
+static float bf16_value(uint16_t h) {
+    const uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* Page summaries [n][2][d] from float rows lo, hi laid out the same way:
+   the lo row rounded down, the hi row up. */
+static uint16_t *summaries(const float *rows, size_t n, size_t d) {
+    const size_t len = n * 2 * d;
+    uint16_t *s = malloc((len ? len : 1) * sizeof *s);
+    if (!s) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    for (size_t i = 0; i < len; i++)
+        s[i] = bf16_bits((i / d) % 2 == 0 ? bf16_floor(rows[i]) : bf16_ceil(rows[i]));
+    return s;
+}
+
 /* Output buffers carry GUARD sentinel floats past the end. */
 static const uint32_t SENTINEL = 0x7fc0beefu;
 static void set_guard(float *x, size_t n) {
@@ -141,19 +194,20 @@ static void identity_page_bounds(const vs_kernels *K, vs_test_rng *r) {
         for (size_t n = 1; n <= NMAX + 47; n += (n < NMAX ? 1 : 23))
             for (size_t di = 0; di < NDIMS; di++) {
                 const size_t d = DIMS[di];
-                float *summ = alloc_f(n * 2 * d), *q = alloc_f(d);
+                float *box = alloc_f(n * 2 * d), *q = alloc_f(d);
                 float *want = alloc_f(n + GUARD), *got = alloc_f(n + GUARD);
-                fill(r, summ, n * 2 * d, mode);
+                fill(r, box, n * 2 * d, mode);
                 if (mode != MODE_TIES) /* real summaries: lo <= hi (ties mode: anything) */
                     for (size_t p = 0; p < n; p++)
                         for (size_t j = 0; j < d; j++) {
-                            float *lo = summ + p * 2 * d + j, *hi = lo + d;
+                            float *lo = box + p * 2 * d + j, *hi = lo + d;
                             if (*lo > *hi) {
                                 float t = *lo;
                                 *lo = *hi;
                                 *hi = t;
                             }
                         }
+                uint16_t *summ = summaries(box, n, d);
                 fill(r, q, d, mode);
                 const float scale = uniform(r, 0.01, 2.0);
                 set_guard(want, n);
@@ -163,7 +217,7 @@ static void identity_page_bounds(const vs_kernels *K, vs_test_rng *r) {
                 CHECK(memcmp(want, got, n * sizeof *got) == 0 && guard_ok(got, n),
                       "%s page_bounds %s n=%zu d=%zu", K->name, MODE_NAME[mode], n, d);
                 hash_bytes(got, n * sizeof *got);
-                free(summ), free(q), free(want), free(got);
+                free(box), free(summ), free(q), free(want), free(got);
             }
 }
 
@@ -382,9 +436,19 @@ static void scalar_vs_double(vs_test_rng *r) {
     for (int mode = 0; mode < MODE_COUNT; mode++)
         for (size_t di = 0; di < NDIMS; di++) {
             const size_t d = DIMS[di], n = 9;
-            float *k = alloc_f(n * d), *summ = alloc_f(n * 2 * d), *q = alloc_f(d), out[9];
+            float *k = alloc_f(n * d), *box = alloc_f(n * 2 * d), *q = alloc_f(d), out[9];
             fill(r, k, n * d, mode);
-            fill(r, summ, n * 2 * d, mode);
+            fill(r, box, n * 2 * d, mode);
+            for (size_t p = 0; p < n; p++) /* lo <= hi */
+                for (size_t j = 0; j < d; j++) {
+                    float *lo = box + p * 2 * d + j, *hi = lo + d;
+                    if (*lo > *hi) {
+                        float t = *lo;
+                        *lo = *hi;
+                        *hi = t;
+                    }
+                }
+            uint16_t *summ = summaries(box, n, d);
             fill(r, q, d, mode);
             const float scale = uniform(r, 0.01, 2.0);
             /* Rounding bound: products and the scale round once each, a lane adds
@@ -409,14 +473,18 @@ static void scalar_vs_double(vs_test_rng *r) {
             }
             CHECK(ok, "scalar scores vs double %s d=%zu", MODE_NAME[mode], d);
 
+            /* page_bounds: the exact box bound max(q lo, q hi) of the widened
+               bfloat16 summaries, which the select q >= 0 ? hi : lo equals */
             S->page_bounds(summ, n, d, q, scale, out);
             ok = 1;
+            int same = 1;
             for (size_t p = 0; p < n; p++) {
-                const float *lo = summ + p * 2 * d, *hi = lo + d;
+                const uint16_t *lo = summ + p * 2 * d, *hi = lo + d;
                 double s = 0, a = 0;
                 for (size_t j = 0; j < d; j++) {
-                    double u = (double)q[j] * lo[j], v = (double)q[j] * hi[j];
+                    double u = (double)q[j] * bf16_value(lo[j]), v = (double)q[j] * bf16_value(hi[j]);
                     double t = u > v ? u : v;
+                    if (t != (q[j] >= 0.0f ? v : u)) same = 0;
                     s += t;
                     a += fabs(t);
                 }
@@ -427,6 +495,8 @@ static void scalar_vs_double(vs_test_rng *r) {
                 if (!(err <= rel * a)) ok = 0;
             }
             CHECK(ok, "scalar page_bounds vs double %s d=%zu", MODE_NAME[mode], d);
+            CHECK(same, "select (q >= 0 ? hi : lo) differs from max(q lo, q hi) %s d=%zu",
+                  MODE_NAME[mode], d);
 
             /* dots: the same rounding bound as scores (no scale: one rounding less) */
             {
@@ -475,7 +545,7 @@ static void scalar_vs_double(vs_test_rng *r) {
                 CHECK(ok, "scalar accum vs double %s n=%zu dv=%zu", MODE_NAME[mode], nr, d);
                 free(acc), free(vals), free(ref), free(mag);
             }
-            free(k), free(summ), free(q);
+            free(k), free(box), free(summ), free(q);
         }
 
     /* exp_sum: each element vs double exp of the float argument x - shift,
@@ -607,6 +677,7 @@ static void check_bound_holds(const char *const *isas, int nisa) {
     static const size_t PS[] = {1, 2, 3, 7, 16, 33, 64};
     static const size_t DS[] = {1, 3, 8, 17, 64, 128};
     long below_float = 0, keys = 0;
+    double looser = 0; /* largest (u_bf16 - u_f32box) / sum |terms| */
     for (int a = 0; a < nisa; a++) {
         const vs_kernels *K = use_isa(isas[a]);
         if (!K) continue;
@@ -615,7 +686,7 @@ static void check_bound_holds(const char *const *isas, int nisa) {
             for (size_t pi = 0; pi < sizeof PS / sizeof PS[0]; pi++)
                 for (size_t di = 0; di < sizeof DS / sizeof DS[0]; di++) {
                     const size_t P = PS[pi], d = DS[di], pages = 5;
-                    float *k = alloc_f(pages * P * d), *summ = alloc_f(pages * 2 * d);
+                    float *k = alloc_f(pages * P * d), *box = alloc_f(pages * 2 * d);
                     float *q = alloc_f(d), bound[5];
                     fill(&r, k, pages * P * d, mode);
                     fill(&r, q, d, mode);
@@ -627,23 +698,31 @@ static void check_bound_holds(const char *const *isas, int nisa) {
                                 lo = v < lo ? v : lo;
                                 hi = v > hi ? v : hi;
                             }
-                            summ[p * 2 * d + j] = lo;
-                            summ[p * 2 * d + d + j] = hi;
+                            box[p * 2 * d + j] = lo;
+                            box[p * 2 * d + d + j] = hi;
                         }
+                    uint16_t *summ = summaries(box, pages, d); /* rounded outward */
                     const float scale = uniform(&r, 0.01, 1.0);
                     K->page_bounds(summ, pages, d, q, scale, bound);
                     int ok_exact = 1, ok_float = 1;
                     for (size_t p = 0; p < pages; p++) {
                         /* exact (double) bound and the float bound's rounding term */
-                        double u = 0, mag = 0;
+                        double u = 0, mag = 0, u32 = 0;
                         for (size_t j = 0; j < d; j++) {
-                            const double x = (double)q[j] * summ[p * 2 * d + j];
-                            const double y = (double)q[j] * summ[p * 2 * d + d + j];
+                            const double x = (double)q[j] * bf16_value(summ[p * 2 * d + j]);
+                            const double y = (double)q[j] * bf16_value(summ[p * 2 * d + d + j]);
+                            const double x32 = (double)q[j] * box[p * 2 * d + j];
+                            const double y32 = (double)q[j] * box[p * 2 * d + d + j];
                             u += x > y ? x : y;
                             mag += fabs(x > y ? x : y);
+                            u32 += x32 > y32 ? x32 : y32;
                         }
                         u *= scale;
                         mag *= scale;
+                        u32 *= scale;
+                        /* the rounded box holds the float box: never a lower bound */
+                        if (!(u >= u32)) ok_exact = 0;
+                        if (mag > 0 && (u - u32) / mag > looser) looser = (u - u32) / mag;
                         const double slack = ((d + 7) / 8 + 5) * EPS32 * mag;
                         for (size_t t = 0; t < P; t++) {
                             double s = 0;
@@ -661,13 +740,51 @@ static void check_bound_holds(const char *const *isas, int nisa) {
                     CHECK(ok_float,
                           "%s page bound + rounding term below a key score: %s P=%zu d=%zu",
                           K->name, MODE_NAME[mode], P, d);
-                    free(k), free(summ), free(q);
+                    free(k), free(box), free(summ), free(q);
                 }
     }
     printf(
         "  page_bounds: %ld key scores bounded; the float bound alone was below the double "
-        "score %ld times (rounding: the certificate must add its rounding term)\n",
-        keys, below_float);
+        "score %ld times (rounding: the certificate must add its rounding term); bfloat16 "
+        "boxes raise a bound by at most %.3g of sum |terms| over the float boxes\n",
+        keys, below_float, looser);
+}
+
+/* ---- 6. the library's bfloat16 roundings against arithmetic ---------------- */
+
+static void check_bf16(void) {
+    static const float edges[] = {0.0f,       -0.0f,       1.0f,         -1.0f,
+                                  1.0078125f, -1.0078125f, 1.00390625f,  -1.00390625f,
+                                  1.0039063f, -1.0039063f, 1.9999999f,   -1.9999999f,
+                                  1e-45f,     -1e-45f,     1.1754942e-38f, -1.1754942e-38f,
+                                  1.1754944e-38f, -1.1754944e-38f, 9.2e-41f, -9.2e-41f,
+                                  1e30f,      -1e30f,      3.0e-39f,     -65504.0f};
+    vs_test_rng r = {0xbf16};
+    long n = 0, bad = 0;
+    for (long i = 0; i < 400000; i++) {
+        float x;
+        if (i < (long)(sizeof edges / sizeof edges[0])) {
+            x = edges[i];
+        } else if (i % 2) { /* any finite float with |x| <= 1e30 */
+            const uint32_t b = (uint32_t)vs_test_next(&r);
+            memcpy(&x, &b, sizeof x);
+            if (!(fabsf(x) <= 1e30f)) continue;
+        } else {
+            x = gen(&r, (int)(i % MODE_COUNT));
+        }
+        const uint16_t dn = vs_bf16_down(x), up = vs_bf16_up(x);
+        const double fd = bf16_floor(x), fu = bf16_ceil(x);
+        n++;
+        /* bits, zeros included: floor and ceiling keep the sign of x at zero */
+        if (dn != bf16_bits(fd) || up != bf16_bits(fu)) bad++;
+        if (!(vs_bf16_to_f32(dn) <= x && x <= vs_bf16_to_f32(up))) bad++;
+        if ((double)vs_bf16_to_f32(dn) != fd || (double)vs_bf16_to_f32(up) != fu) bad++;
+        if (vs_bf16_to_f32(dn) != bf16_value(dn)) bad++;
+    }
+    CHECK(bad == 0, "vs_bf16_down / vs_bf16_up differ from arithmetic rounding: %ld of %ld", bad,
+          n);
+    CHECK(bf16_bad == 0, "%d test values off the bfloat16 grid", bf16_bad);
+    printf("  bfloat16: %ld values rounded down and up as by arithmetic\n", n);
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -705,6 +822,7 @@ int main(void) {
     scalar_vs_double(&r);
     check_exp(isas, nisa);
     check_bound_holds(isas, nisa);
+    check_bf16();
 
     vs_set_isa("auto");
     CHECK(vs_set_isa("no-such-isa") == VS_E_ISA, "unknown ISA is refused");

@@ -54,7 +54,18 @@ static double score64(const data *x, uint32_t h, uint32_t t) {
     return s / sqrt((double)x->d);
 }
 
-/* The box bound of page p for head h, from the keys themselves, in double. */
+/* x rounded down (up = 0) or up (up = 1) to bfloat16, by arithmetic: the grid
+   near x has spacing 2^(e-7) for |x| in [2^e, 2^(e+1)) (2^-133 below 2^-126). */
+static double bf16_round(double x, int up) {
+    if (x == 0.0) return x;
+    int e;
+    (void)frexp(x, &e); /* |x| in [2^(e-1), 2^e) */
+    const double u = ldexp(1.0, e - 8 > -133 ? e - 8 : -133);
+    return (up ? ceil(x / u) : floor(x / u)) * u;
+}
+
+/* The box bound of page p for head h, from the keys themselves, in double:
+   the box the cache keeps, min rounded down and max rounded up to bfloat16. */
 static double bound64(const data *x, uint32_t h, uint32_t p) {
     const uint32_t g = h / (x->H / x->G), t0 = p * x->S;
     const uint32_t t1 = t0 + x->S < x->T ? t0 + x->S : x->T;
@@ -66,6 +77,8 @@ static double bound64(const data *x, uint32_t h, uint32_t p) {
             lo = kj < lo ? kj : lo;
             hi = kj > hi ? kj : hi;
         }
+        lo = bf16_round(lo, 0);
+        hi = bf16_round(hi, 1);
         u += fmax(qj * lo, qj * hi);
     }
     return u / sqrt((double)x->d);

@@ -29,9 +29,12 @@ typedef struct vs_kernels {
        (the product q*k, summed; then one multiply by scale) */
     void (*scores)(const float *k, size_t n, size_t d, const float *q, float scale, float *out);
 
-    /* summ: [n][2][d], the page's per-channel key minimum row then maximum row.
-       out[p] = scale * canonical_sum_j(max(q[j] * lo[j], q[j] * hi[j])), p < n. */
-    void (*page_bounds)(const float *summ, size_t n, size_t d, const float *q, float scale,
+    /* summ: [n][2][d] bfloat16 (vs_bf16_to_f32), the page's per-channel key
+       minimum row lo then maximum row hi, rounded outward (lo down, hi up).
+       out[p] = scale * canonical_sum_j(q[j] * (q[j] >= 0 ? hi[j] : lo[j])), p < n,
+       with lo, hi widened to float (exact). Where lo <= hi this is
+       max(q*lo, q*hi), the box bound, with one multiply; q[j] = -0 selects hi. */
+    void (*page_bounds)(const uint16_t *summ, size_t n, size_t d, const float *q, float scale,
                         float *out);
 
     /* Largest of x[0..n), n >= 1; a zero maximum has the sign of the first zero in x. */
@@ -55,6 +58,25 @@ typedef struct vs_kernels {
        at least VS_TOPK_SCRATCH(k) items. x has no NaN. */
     size_t (*topk)(const float *x, size_t n, size_t k, vs_topk_item *scratch, uint32_t *out);
 } vs_kernels;
+
+/* bfloat16: the top 16 bits of a float32. Widening is exact (bits << 16) and
+   the same on every ISA. The outward roundings keep a box of keys a box:
+   down(x) <= x <= up(x), each the nearest bfloat16 on its side (the inputs
+   are finite with |x| <= 1e30, so neither reaches infinity). */
+static inline float vs_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } b = {(uint32_t)h << 16};
+    return b.f;
+}
+static inline uint16_t vs_bf16_down(float x) { /* toward -inf */
+    union { float f; uint32_t u; } b = {x};
+    const uint16_t t = (uint16_t)(b.u >> 16); /* toward zero */
+    return (b.u & 0xffffu) && (b.u >> 31) ? (uint16_t)(t + 1) : t;
+}
+static inline uint16_t vs_bf16_up(float x) { /* toward +inf */
+    union { float f; uint32_t u; } b = {x};
+    const uint16_t t = (uint16_t)(b.u >> 16);
+    return (b.u & 0xffffu) && !(b.u >> 31) ? (uint16_t)(t + 1) : t;
+}
 
 extern const vs_kernels vs_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)

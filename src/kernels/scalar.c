@@ -27,15 +27,13 @@ static void dots_scalar(const float *const *rows, size_t n, size_t d, const floa
     for (size_t i = 0; i < n; i++) out[i] = dot(x, rows[i], d);
 }
 
-static void page_bounds_scalar(const float *summ, size_t n, size_t d, const float *q,
+static void page_bounds_scalar(const uint16_t *summ, size_t n, size_t d, const float *q,
                                float scale, float *out) {
     for (size_t p = 0; p < n; p++) {
-        const float *lo = summ + p * 2 * d, *hi = lo + d;
+        const uint16_t *lo = summ + p * 2 * d, *hi = lo + d;
         float l[LANES] = {0};
-        for (size_t j = 0; j < d; j++) {
-            float a = q[j] * lo[j], b = q[j] * hi[j];
-            l[j % LANES] += (a > b) ? a : b;
-        }
+        for (size_t j = 0; j < d; j++)
+            l[j % LANES] += q[j] * vs_bf16_to_f32(q[j] >= 0.0f ? hi[j] : lo[j]);
         out[p] = scale * combine(l);
     }
 }

