@@ -52,7 +52,7 @@ static double log_add(double a, double b) { /* log(e^a + e^b) */
 /* ---- scratch ----------------------------------------------------------------- */
 
 void vs_scratch_free(vs_scratch *w) {
-    void *all[] = {w->bound, w->page_list, w->rest,      w->tok_score, w->tok_index,
+    void *all[] = {w->bound, w->page_list, w->tok_score, w->tok_index,
                    w->cand,  w->w,         w->cs,        (void *)w->rows, w->topk,
                    w->acc,   w->hm,        w->hl,        w->sel_tokens, w->sel_pages,
                    w->sel_ntok, w->sel_npage, w->sel_dense};
@@ -90,7 +90,6 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
     } plan[] = {
         {(void **)&n.bound, n.cap_pages * sizeof(float)},
         {(void **)&n.page_list, n.cap_pages * sizeof(uint32_t)},
-        {(void **)&n.rest, n.cap_pages * sizeof(float)},
         {(void **)&n.tok_score, n.cap_tokens * sizeof(float)},
         {(void **)&n.tok_index, n.cap_tokens * sizeof(uint32_t)},
         {(void **)&n.cand, n.cap_cand * sizeof(uint32_t)},
@@ -351,33 +350,36 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
         w->tok_score[nrn++] = s;
     }
     const double s_rn = nrn ? K->exp_sum(w->tok_score, nrn, m) : 0.0;
-    float vmax_r = 0, vmax_u = 0;
-    size_t nu = 0; /* unrouted full pages: compacted bounds */
-    uint32_t last_n = 0;
-    float last_bound = -INFINITY;
-    for (uint32_t p = 0, r = 0; p < np; p++) {
-        if (r < nr && w->page_list[r] == p) {
-            r++;
-            vmax_r = vnorm[p] > vmax_r ? vnorm[p] : vmax_r;
-            continue;
-        }
-        vmax_u = vnorm[p] > vmax_u ? vnorm[p] : vmax_u;
-        const uint32_t n = vs_page_count(c, p);
-        if (n == S) w->rest[nu++] = w->bound[p];
-        else {
-            last_n = n;
-            last_bound = w->bound[p];
-        }
+    /* Unrouted pages: routed bounds become -inf, so one max and one exp_sum
+       over the whole bound array see exactly the unrouted full pages (the
+       last page, if partial and unrouted, is weighed by its own count). */
+    float vmax_r = 0;
+    for (uint32_t r = 0; r < nr; r++) {
+        const uint32_t p = w->page_list[r];
+        vmax_r = vnorm[p] > vmax_r ? vnorm[p] : vmax_r;
+        w->bound[p] = -INFINITY;
     }
+    uint32_t last_n = vs_page_count(c, np - 1);
+    float last_bound = -INFINITY;
+    if (last_n < S && w->bound[np - 1] != -INFINITY) {
+        last_bound = w->bound[np - 1];
+        w->bound[np - 1] = -INFINITY;
+    } else {
+        last_n = 0;
+    }
+    const size_t nu = np - nr - (last_n ? 1 : 0); /* unrouted full pages */
     float M_u = last_bound;
+    double s_u = 0.0;
     if (nu) {
-        const float mu = K->max(w->rest, nu);
+        const float mu = K->max(w->bound, np);
         M_u = mu > M_u ? mu : M_u;
+        s_u = K->exp_sum(w->bound, np, M_u);
     }
     max_off = M_u > max_off ? M_u : max_off;
-    const double s_u = nu ? K->exp_sum(w->rest, nu, M_u) : 0.0;
+    /* any page's value norm bounds the off-candidate values (a cheap, looser vmax_off) */
+    const float vmax_u = nr < np ? K->max(vnorm, np) : 0.0f;
 
-    const size_t nmax = nc > nrn ? (nc > nu ? nc : nu) : (nrn > nu ? nrn : nu);
+    const size_t nmax = nc > nrn ? (nc > np ? nc : np) : (nrn > np ? nrn : np);
     const double gz = gamma_n(ceil(nmax / 8.0) + 3);
     const double kappa = exp(ds + 100 * U24) * (1 + VS_EXP_REL_ERR);
     const double drop = exp(VS_EXP_LO + ds + 1e-5);
