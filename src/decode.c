@@ -265,8 +265,11 @@ static int check_options(const vs_decode_options *o) {
 
 void vs_decode_options_default(vs_decode_options *o) {
     if (!o) return;
-    o->pages = 32;
-    o->candidates = 256;
+    /* Chosen by `vashista bench --T 4K,32K,128K --config ...` (README): with
+       S = 64, P = 16, Kc = 128 every needle is found at every T and sparse
+       decode at 128K costs about 1% of dense. */
+    o->pages = 16;
+    o->candidates = 128;
     o->sink_pages = 1;
     o->recent_pages = 1;
     o->solver = VS_SOLVER_SOFTMAX;

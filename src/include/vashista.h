@@ -103,7 +103,7 @@ typedef struct vs_cache vs_cache;
 
 enum vs_dtype { VS_DTYPE_F32 = 0 };
 
-#define VS_DEFAULT_PAGE_SIZE 32
+#define VS_DEFAULT_PAGE_SIZE 64
 
 typedef struct vs_cache_config {
     uint32_t heads;      /* query heads, 1..VS_MAX_HEADS, a multiple of kv_heads */
