@@ -28,6 +28,7 @@ need_pkg cmake cmake
 need_pkg emcc emscripten
 need_pkg node nodejs
 need_pkg npm npm
+need_pkg chromium chromium   # browser tests (headless, local pages only)
 
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 if [ "$(node_major)" -lt 20 ]; then

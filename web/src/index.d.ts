@@ -1,0 +1,300 @@
+/**
+ * vashista: sparse-attention decode over paged KV caches kept in WebAssembly
+ * linear memory, with a certified bound on the error of every sparse decode.
+ *
+ * Shapes are row-major Float32Arrays:
+ *   keys    [n][kvHeads][headDim]     values [n][kvHeads][valueDim]
+ *   q       [heads][headDim]          output [heads][valueDim]
+ * Query head h reads KV head h / (heads / kvHeads) (grouped-query attention).
+ *
+ * Inputs are copied into the module; every returned array is a fresh copy,
+ * never a view into wasm memory.
+ */
+
+declare global {
+  // Symbol.dispose, for TypeScript setups whose lib lacks ESNext.Disposable
+  // (the same declaration as lib.esnext.disposable.d.ts, so the two merge).
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
+
+/** Where the .wasm comes from (default: dist/vashista.wasm next to this module). */
+export type WasmSource =
+  | ArrayBuffer
+  | ArrayBufferView
+  | WebAssembly.Module
+  | Response
+  | PromiseLike<Response | ArrayBuffer | ArrayBufferView | WebAssembly.Module>
+  | URL
+  | string;
+
+export interface InitOptions {
+  /**
+   * The module: bytes, a compiled WebAssembly.Module, a Response (or a promise
+   * of one, e.g. `fetch(url)`), or a URL / string. Default: the package's own
+   * dist/vashista.wasm, found relative to `import.meta.url` (read with fs in
+   * Node, fetched in browsers).
+   */
+  wasm?: WasmSource;
+  /** Force a kernel set: 'wasmsimd', 'scalar' or 'auto' (default). */
+  isa?: string;
+}
+
+/** Stable error codes. */
+export type VashistaErrorCode =
+  /* from the C library (enum vs_status) */
+  | 'E_NULL'
+  | 'E_DIM'
+  | 'E_HEADS'
+  | 'E_PAGE'
+  | 'E_LENGTH'
+  | 'E_NONFINITE'
+  | 'E_RANGE'
+  | 'E_NOMEM'
+  | 'E_OPTION'
+  | 'E_EMPTY'
+  | 'E_ISA'
+  | 'E_DTYPE'
+  | 'E_CAPACITY'
+  /* from the JS layer */
+  | 'E_TYPE'
+  | 'E_FREED'
+  | 'E_FOREIGN'
+  | 'E_LOAD'
+  | 'E_ABI'
+  | 'E_TRAP';
+
+/** The only error type thrown by the package (besides TypeError for misuse of internals). */
+export class VashistaError extends Error {
+  constructor(code: string, message: string, details?: { status?: number; argument?: string; cause?: unknown });
+  readonly name: 'VashistaError';
+  /** Stable, machine-readable code. */
+  readonly code: VashistaErrorCode | string;
+  /** The C status (negative), when the error came from the library. */
+  readonly status: number | undefined;
+  /** The offending argument (e.g. 'keys', 'options.pages'), when known. */
+  readonly argument: string | undefined;
+}
+
+export interface CacheConfig {
+  /** Query heads, 1..1024, a multiple of kvHeads. */
+  heads: number;
+  /** KV heads (default: heads). */
+  kvHeads?: number;
+  /** d: 1..512. */
+  headDim: number;
+  /** dv: 1..512 (default: headDim). */
+  valueDim?: number;
+  /** Tokens per page, 1..4096 (default: the library's, 32). */
+  pageSize?: number;
+  dtype?: 'f32';
+}
+
+export interface ResolvedCacheConfig {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly valueDim: number;
+  readonly pageSize: number;
+  readonly dtype: 'f32';
+}
+
+export interface DenseOptions {
+  /** Score scale; 0 (default) means 1/sqrt(headDim). */
+  scale?: number;
+}
+
+/**
+ * softmax: exact softmax over the candidates (the drop-in default);
+ * eg: entropic projection onto the candidates' convex hull (exponentiated gradient);
+ * fw: unregularized projection (Frank-Wolfe).
+ */
+export type Solver = 'softmax' | 'eg' | 'fw';
+
+export interface DecodeOptions {
+  /** P: pages routed by their score bound, besides sink and recent pages; >= 1. */
+  pages?: number;
+  /** Kc: candidate tokens kept after exact scoring; >= 1. */
+  candidates?: number;
+  /** First pages always routed (attention sinks). */
+  sinkPages?: number;
+  /** Last pages always routed (recency). */
+  recentPages?: number;
+  solver?: Solver;
+  /** 0 (default): off. Else, per head: if errorBound > tolerance * ||out||, widen, then fall back to dense. */
+  tolerance?: number;
+  /** Factor applied to pages and candidates on the widened retry, >= 2. */
+  widen?: number;
+  /** Score scale; 0 means 1/sqrt(headDim). */
+  scale?: number;
+  /** eg: entropic regularization weight (> 0). */
+  eps?: number;
+  /** eg, fw: iteration cap (>= 1). */
+  maxIter?: number;
+  /** eg: KKT residual, fw: duality gap at which to stop (> 0). */
+  solverTol?: number;
+}
+
+export interface DecodeDefaults {
+  readonly pages: number;
+  readonly candidates: number;
+  readonly sinkPages: number;
+  readonly recentPages: number;
+  readonly solver: Solver;
+  readonly widen: number;
+  readonly scale: number;
+  readonly tolerance: number;
+  readonly eps: number;
+  readonly maxIter: number;
+  readonly solverTol: number;
+}
+
+export type Fallback = 'none' | 'widened' | 'dense';
+
+/** Per query head (the C struct vs_head_diag). */
+export interface HeadDiagnostics {
+  /** Pages scored exactly (sink + recent + top-P, distinct). */
+  routedPages: number;
+  /** |C|: tokens attended. */
+  candidates: number;
+  fallback: Fallback;
+  /** Solver iterations (softmax: 1). */
+  iterations: number;
+  /** exp(entropy(alpha)) over the candidates. */
+  effectiveSupport: number;
+  /** Certified lower bound on the support gap (Infinity when every token is a candidate). */
+  gap: number;
+  /** The face theorem's bound min(1, (T - |C|) / |C| * exp(-gap)). */
+  leakageBound: number;
+  /** Certified bound on the dense attention mass outside the candidates. */
+  rhoCert: number;
+  /** Certified bound on ||output - dense output||_2 for this head, float rounding included. */
+  errorBound: number;
+  /** ||output||_2 for this head. */
+  outputNorm: number;
+  /** Solver residual (softmax: 0). */
+  residual: number;
+}
+
+export interface DecodeResult {
+  /** [heads][valueDim]. */
+  output: Float32Array;
+  /** One entry per query head. */
+  diagnostics: HeadDiagnostics[];
+}
+
+export interface CacheInfo {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  valueDim: number;
+  pageSize: number;
+  dtype: 'f32';
+  length: number;
+  pages: number;
+  /** Bytes of keys and values stored (pages in use). */
+  kvBytes: number;
+  /** Bytes of page summaries in use. */
+  summaryBytes: number;
+  /** Everything the cache holds, including capacity and scratch. */
+  reservedBytes: number;
+}
+
+/** A paged KV cache in the module's memory. Free it with free() (or `using`). */
+export interface Cache {
+  readonly config: ResolvedCacheConfig;
+  /** Tokens stored. */
+  readonly length: number;
+  /** True once free() was called. */
+  readonly freed: boolean;
+  /** Appends n tokens (copied). On error nothing is appended. */
+  append(keys: Float32Array, values: Float32Array): void;
+  /** Exact softmax attention over every token: [heads][valueDim]. */
+  decodeDense(q: Float32Array, options?: DenseOptions): Float32Array;
+  /** Sparse decode with per-head certified error bounds. */
+  decode(q: Float32Array, options?: DecodeOptions): DecodeResult;
+  /**
+   * The candidate tokens of the last successful decode() for query head `head`
+   * (increasing; every token for a head that fell back to dense; empty after
+   * append or truncate).
+   */
+  lastCandidates(head: number): Uint32Array;
+  /** The pages routed by the last successful decode() for query head `head` (increasing). */
+  lastRoutedPages(head: number): Uint32Array;
+  /** Keeps the first n tokens (n <= length). */
+  truncate(n: number): void;
+  info(): CacheInfo;
+  /** Frees the cache; using it again, or a second free(), throws E_FREED. */
+  free(): void;
+  /** Frees the cache if it is not freed yet (for `using`). */
+  [Symbol.dispose](): void;
+}
+
+export type WorkloadKind = 'gap' | 'needle' | 'uniform';
+
+export interface WorkloadOptions {
+  kind: WorkloadKind;
+  /** Tokens (default 4096). */
+  T?: number;
+  heads?: number;
+  /** Default: heads. */
+  kvHeads?: number;
+  headDim?: number;
+  /** Default: headDim. */
+  valueDim?: number;
+  /** gap: planted face size. */
+  face?: number;
+  /** needle: number of needles. */
+  needles?: number;
+  /** gap: the margin Delta; needle: needle strength (score units). */
+  margin?: number;
+  /** 64-bit seed. */
+  seed?: number | bigint;
+}
+
+export interface WorkloadConfig {
+  readonly kind: WorkloadKind;
+  readonly T: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly valueDim: number;
+  readonly face: number;
+  readonly needles: number;
+  readonly margin: number;
+  readonly seed: bigint;
+}
+
+/** A seeded synthetic workload (the same floats as the native CLI's). */
+export interface Workload {
+  readonly config: WorkloadConfig;
+  /** Tokens [start, start + n). */
+  tokens(start: number, n: number): { keys: Float32Array; values: Float32Array };
+  /** Generates tokens [start, start + n) straight into a cache (defaults: from cache.length to T). */
+  appendTo(cache: Cache, start?: number, n?: number): void;
+  /** Queries [heads][headDim] for decode step `step` (default 0). */
+  queries(step?: number): Float32Array;
+  /** Planted positions (gap: the face; needle: the needles; uniform: none), increasing. */
+  marked(): Uint32Array;
+}
+
+/** One instance of the module (its own memory, caches and scratch). */
+export interface Vashista {
+  /** "MAJOR.MINOR.PATCH". */
+  readonly version: string;
+  readonly versionNumber: number;
+  /** The kernel set in use: 'wasmsimd' or 'scalar'. */
+  readonly isa: string;
+  /** Bytes of the module's linear memory (grows, never shrinks). */
+  readonly memoryBytes: number;
+  readonly decodeDefaults: DecodeDefaults;
+  /** Forces a kernel set ('wasmsimd', 'scalar', 'auto'); results are bit-identical across them. */
+  setIsa(name: string): void;
+  createCache(config: CacheConfig): Cache;
+  workload(options: WorkloadOptions): Workload;
+}
+
+/** Loads and instantiates the module. Each call gives an independent instance. */
+export function init(options?: InitOptions | WasmSource): Promise<Vashista>;
+export default init;
