@@ -120,13 +120,13 @@ static int grow_arrays(vs_cache *c, uint32_t pages, uint32_t chunks) {
     if (chunks > ccap) {
         ccap = ccap ? ccap : 4;
         while (ccap < chunks) ccap = ccap > UINT32_MAX / 2 ? chunks : ccap * 2;
-        chunk = vs_alloc(ccap * sizeof *chunk);
+        chunk = vs_alloc(vs_mul_sat(ccap, sizeof *chunk));
     }
     if (pages > pcap) {
         pcap = pcap ? pcap : 16;
         while (pcap < pages) pcap = pcap > UINT32_MAX / 2 ? pages : pcap * 2;
-        summ = vs_alloc(G * pcap * d2 * sizeof *summ);
-        vnorm = vs_alloc(G * pcap * sizeof *vnorm);
+        summ = vs_alloc(vs_mul_sat(vs_mul_sat(G * d2, pcap), sizeof *summ));
+        vnorm = vs_alloc(vs_mul_sat(vs_mul_sat(G, pcap), sizeof *vnorm));
     }
     if ((chunks > c->chunk_cap && !chunk) || (pages > c->page_cap && (!summ || !vnorm))) {
         vs_dealloc(chunk);
@@ -169,6 +169,10 @@ int vs_cache_append(vs_cache *c, const float *keys, size_t key_count, const floa
     if (!st) st = vs_check_finite(values, value_count);
     if (st) return st;
 
+    /* one chunk must fit in size_t (32 bits in wasm32) */
+    if ((uint64_t)c->cfg.kv_heads * vs_chunk_tokens(c) * (d + (uint64_t)dv) * sizeof(float) >
+        SIZE_MAX)
+        return VS_E_NOMEM;
     const uint32_t S = c->cfg.page_size, new_len = c->length + (uint32_t)n;
     const uint32_t new_pages = (new_len + S - 1) / S;
     const uint32_t new_chunks = (new_pages + c->chunk_pages - 1) / c->chunk_pages;

@@ -38,7 +38,7 @@ static long fail_countdown = -1;
 void vs_test_fail_alloc_after(long n) { fail_countdown = n; }
 
 void *vs_alloc(size_t bytes) {
-    if (fail_countdown == 0) return NULL;
+    if (fail_countdown == 0 || bytes > SIZE_MAX - 63) return NULL;
     if (fail_countdown > 0) fail_countdown--;
     /* 64-byte aligned (a cache line): SIMD loads of page rows never split lines */
     return aligned_alloc(64, bytes ? (bytes + 63) & ~(size_t)63 : 64);

@@ -88,20 +88,20 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
         void **slot;
         size_t bytes;
     } plan[] = {
-        {(void **)&n.bound, n.cap_pages * sizeof(float)},
-        {(void **)&n.page_list, n.cap_pages * sizeof(uint32_t)},
-        {(void **)&n.tok_score, n.cap_tokens * sizeof(float)},
-        {(void **)&n.tok_index, n.cap_tokens * sizeof(uint32_t)},
-        {(void **)&n.cand, n.cap_cand * sizeof(uint32_t)},
-        {(void **)&n.w, small * sizeof(float)},
-        {(void **)&n.cs, small * sizeof(float)},
-        {(void **)&n.rows, small * sizeof(float *)},
-        {(void **)&n.topk, topk * sizeof(vs_topk_item)},
+        {(void **)&n.bound, vs_mul_sat(n.cap_pages, sizeof(float))},
+        {(void **)&n.page_list, vs_mul_sat(n.cap_pages, sizeof(uint32_t))},
+        {(void **)&n.tok_score, vs_mul_sat(n.cap_tokens, sizeof(float))},
+        {(void **)&n.tok_index, vs_mul_sat(n.cap_tokens, sizeof(uint32_t))},
+        {(void **)&n.cand, vs_mul_sat(n.cap_cand, sizeof(uint32_t))},
+        {(void **)&n.w, vs_mul_sat(small, sizeof(float))},
+        {(void **)&n.cs, vs_mul_sat(small, sizeof(float))},
+        {(void **)&n.rows, vs_mul_sat(small, sizeof(float *))},
+        {(void **)&n.topk, vs_mul_sat(topk, sizeof(vs_topk_item))},
         {(void **)&n.acc, (heads + 1) * dv * sizeof(float)}, /* + dense block accumulator */
         {(void **)&n.hm, heads * sizeof(float)},
         {(void **)&n.hl, heads * sizeof(float)},
-        {(void **)&n.sel_tokens, heads * n.sel_cap_tokens * sizeof(uint32_t)},
-        {(void **)&n.sel_pages, heads * n.sel_cap_pages * sizeof(uint32_t)},
+        {(void **)&n.sel_tokens, vs_mul_sat(vs_mul_sat(heads, n.sel_cap_tokens), sizeof(uint32_t))},
+        {(void **)&n.sel_pages, vs_mul_sat(vs_mul_sat(heads, n.sel_cap_pages), sizeof(uint32_t))},
         {(void **)&n.sel_ntok, heads * sizeof(uint32_t)},
         {(void **)&n.sel_npage, heads * sizeof(uint32_t)},
         {(void **)&n.sel_dense, heads * sizeof(uint32_t)},
@@ -150,9 +150,11 @@ static int check_query(const vs_cache *c, const float *q, size_t q_count, float 
     if (st) return st;
     /* |score| <= scale * sum |q_j| kabs_j: refuse what could overflow float. */
     const uint32_t group = c->cfg.heads / c->cfg.kv_heads;
-    for (uint32_t h = 0; h < c->cfg.heads; h++)
-        if (scale * query_key_abs(c, q + (size_t)h * c->cfg.head_dim, h / group) > 1.0e30)
-            return VS_E_RANGE;
+    for (uint32_t h = 0; h < c->cfg.heads; h++) {
+        /* the float dot product itself, before the scale, must not overflow either */
+        const double a = query_key_abs(c, q + (size_t)h * c->cfg.head_dim, h / group);
+        if (a > 1.0e30 || scale * a > 1.0e30) return VS_E_RANGE;
+    }
     return VS_OK;
 }
 
@@ -165,10 +167,14 @@ static double score_error(const vs_cache *c, float scale, double qk_abs) {
    weight is within a factor kappa of its exact value, Z is a sum within
    relative gz, the accumulation is a sequential sum of n_acc terms, and
    `dropped` bounds the exact normalized mass of weights that underflowed. */
-static double rounding_term(double vmax, double kappa, double gz, double n_acc, double dropped) {
+static double rounding_term(double vmax, double kappa, double gz, double n_acc, double dropped,
+                            double n_abs, double dv) {
     const double k2 = kappa * kappa * (1 + gz) / (1 - gz);
     return vmax * ((k2 - 1) + (gamma_n(n_acc + 1) + 2 * U24) * k2 * (1 + gamma_n(n_acc + 1)) +
-                   dropped) * (1 + 1e-9);
+                   dropped) * (1 + 1e-9) +
+           /* subnormal results: each of the n_abs products and sums, and the
+              division, may be off by half a subnormal ulp, per coordinate */
+           (2 * n_abs + 2) * 0x1p-150 * sqrt(dv);
 }
 
 static double norm2(const float *x, size_t n) {
@@ -280,8 +286,6 @@ void vs_decode_options_default(vs_decode_options *o) {
     o->max_iter = 200;
     o->solver_tol = 1e-6f;
 }
-
-static size_t mul_sat(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
 
 /* Sparse attention for query head h with P routed pages and Kc candidates.
    Leaves the routed pages in ws.page_list[0..*nroute) and the candidates'
@@ -398,7 +402,7 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
 
     const double onorm = norm2(out, dv);
     const double vmax_off = nrn ? (vmax_u > vmax_r ? vmax_u : vmax_r) : vmax_u;
-    const double fterm = rounding_term(vmax_r, kappa, gz, (double)nc, nc * drop);
+    const double fterm = rounding_term(vmax_r, kappa, gz, (double)nc, nc * drop, (double)nc, dv);
     double ent = 0;
     for (size_t i = 0; i < nc; i++) ent += (double)w->w[i] * ((double)w->cs[i] - m);
     const double H = log((double)Z) - ent / Z;
@@ -438,7 +442,8 @@ static void dense_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     const double gz = gamma_n(ceil(block / 8.0) + 3 + nblk + nres);
     const double drop = exp(VS_EXP_LO + ds + 1e-5);
     const double fterm = rounding_term(vmax, kappa, gz, block + 2.0 * nblk + nres,
-                                       (double)c->length * drop);
+                                       (double)c->length * drop,
+                                       (double)c->length + 2.0 * nblk + nres, dv);
     dg->routed_pages = c->npages;
     dg->candidates = c->length;
     dg->fallback = VS_FALLBACK_DENSE;
@@ -467,8 +472,10 @@ int vs_decode(vs_cache *c, const float *q, size_t q_count, const vs_decode_optio
 
     const size_t np = c->npages, S = c->cfg.page_size;
     const size_t widen = o.tolerance > 0 ? o.widen : 1;
-    const size_t Pmax = mul_sat(o.pages, widen), Kmax = mul_sat(o.candidates, widen);
-    const size_t forced = (size_t)o.sink_pages + o.recent_pages;
+    const size_t Pmax = vs_mul_sat(o.pages, widen), Kmax = vs_mul_sat(o.candidates, widen);
+    /* clamp first: with a 32-bit size_t (wasm32) the sum can wrap */
+    const size_t forced = (o.sink_pages < np ? o.sink_pages : np) +
+                          (o.recent_pages < np ? o.recent_pages : np);
     const size_t routed = Pmax >= np || forced >= np - Pmax ? np : Pmax + forced;
     const size_t tokens = routed * S;
     scratch_need need = {np, tokens, Kmax < tokens ? Kmax : tokens, routed};

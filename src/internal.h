@@ -24,6 +24,12 @@
 /* Tokens per storage chunk (rounded down to whole pages; at least one page). */
 #define VS_CHUNK_TOKENS 256
 
+/* a * b, or SIZE_MAX when that overflows size_t (32 bits in wasm32), so that
+   an impossible size becomes a failed allocation instead of a small one. */
+static inline size_t vs_mul_sat(size_t a, size_t b) {
+    return b && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
 /* Allocation goes through here so tests can make the Nth call fail. */
 void *vs_alloc(size_t bytes);
 void vs_dealloc(void *p);

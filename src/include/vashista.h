@@ -156,7 +156,7 @@ VS_API int vs_cache_length(const vs_cache *cache, size_t *length);
  * per KV head (online softmax). q: [heads][head_dim], out: [heads][value_dim].
  * scale = 0 means 1/sqrt(head_dim); otherwise it must be finite and > 0.
  * Errors: VS_E_NULL, VS_E_LENGTH, VS_E_NONFINITE, VS_E_RANGE, VS_E_OPTION,
- * VS_E_EMPTY. */
+ * VS_E_EMPTY, VS_E_NOMEM (scratch for a cache that grew; the cache is unchanged). */
 VS_API int vs_decode_dense(vs_cache *cache, const float *q, size_t q_count,
                            float scale, float *out, size_t out_count);
 
