@@ -686,6 +686,25 @@ static double measure_read_bandwidth(size_t bytes, int tries) {
     return best;
 }
 
+/* Opens the JSON document of a command and its "workload" object (left open
+   for the caller's seed fields). */
+static void json_header(jw *j, const char *command, const vs_workload *w, int with_T) {
+    jw_obj(j, NULL);
+    jw_str(j, "command", command);
+    jw_str(j, "version", vs_version_string());
+    jw_str(j, "isa", vs_isa_name());
+    jw_obj(j, "workload");
+    jw_str(j, "kind", kind_name(w->kind));
+    if (with_T) jw_int(j, "T", w->T);
+    jw_int(j, "heads", w->heads);
+    jw_int(j, "kv_heads", w->kv_heads);
+    jw_int(j, "head_dim", w->head_dim);
+    jw_int(j, "value_dim", w->value_dim);
+    jw_num(j, "margin", w->margin);
+    if (w->kind == VS_WL_GAP) jw_int(j, "face", w->face);
+    if (w->kind == VS_WL_NEEDLE) jw_int(j, "needles", w->needles);
+}
+
 #define BENCH_STEPS 16
 
 typedef struct bench_ctx {
@@ -855,19 +874,7 @@ static int cmd_bench(args *a) {
     const char *recall_name = w.kind == VS_WL_GAP ? "face recall" : "needle recall";
     if (a->json) {
         jw j = {stdout, 0, {0}};
-        jw_obj(&j, NULL);
-        jw_str(&j, "command", "bench");
-        jw_str(&j, "version", vs_version_string());
-        jw_str(&j, "isa", vs_isa_name());
-        jw_obj(&j, "workload");
-        jw_str(&j, "kind", kind_name(w.kind));
-        jw_int(&j, "heads", w.heads);
-        jw_int(&j, "kv_heads", w.kv_heads);
-        jw_int(&j, "head_dim", w.head_dim);
-        jw_int(&j, "value_dim", w.value_dim);
-        jw_num(&j, "margin", w.margin);
-        if (w.kind == VS_WL_GAP) jw_int(&j, "face", w.face);
-        if (w.kind == VS_WL_NEEDLE) jw_int(&j, "needles", w.needles);
+        json_header(&j, "bench", &w, 0);
         jw_int(&j, "seed", (long long)workload_seed(&w));
         jw_end(&j);
         jw_obj(&j, "options");
@@ -1169,20 +1176,7 @@ static int cmd_eval(args *a) {
 
     if (a->json) {
         jw j = {stdout, 0, {0}};
-        jw_obj(&j, NULL);
-        jw_str(&j, "command", "eval");
-        jw_str(&j, "version", vs_version_string());
-        jw_str(&j, "isa", vs_isa_name());
-        jw_obj(&j, "workload");
-        jw_str(&j, "kind", kind_name(w.kind));
-        jw_int(&j, "T", w.T);
-        jw_int(&j, "heads", w.heads);
-        jw_int(&j, "kv_heads", w.kv_heads);
-        jw_int(&j, "head_dim", w.head_dim);
-        jw_int(&j, "value_dim", w.value_dim);
-        jw_num(&j, "margin", w.margin);
-        if (w.kind == VS_WL_GAP) jw_int(&j, "face", w.face);
-        if (w.kind == VS_WL_NEEDLE) jw_int(&j, "needles", w.needles);
+        json_header(&j, "eval", &w, 1);
         jw_int(&j, "seed", (long long)seed0);
         jw_int(&j, "queries_per_seed", qps);
         jw_end(&j);

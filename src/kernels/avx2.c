@@ -337,14 +337,6 @@ static void scale_avx2(float *x, size_t n, float a) {
 
 /* ---- topk ------------------------------------------------------------------ */
 
-/* Offers x[i] for every set bit of `bits`, in increasing index order. */
-static void offer_bits(vs_topk_buf *h, const float *x, size_t i, unsigned bits) {
-    while (bits) {
-        unsigned b = (unsigned)__builtin_ctz(bits);
-        vs_topk_offer(h, x[i + b], (uint32_t)(i + b));
-        bits &= bits - 1;
-    }
-}
 
 /* Same offers as the scalar loop, minus those that cannot enter: once the
    buffer has a threshold only values strictly above it can (indices grow),
@@ -360,7 +352,7 @@ static size_t topk_avx2(const float *x, size_t n, size_t k, vs_topk_item *scratc
         const __m256 root = _mm256_set1_ps(h.thr);
         const unsigned bits =
             (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), root, _CMP_GT_OQ));
-        if (bits) offer_bits(&h, x, i, bits);
+        if (bits) vs_topk_offer_bits(&h, x, i, bits);
     }
     if (i < n) { /* remainder: only the first n - i lanes count */
         const __m256i tm = tail_mask(n - i);
@@ -368,7 +360,7 @@ static size_t topk_avx2(const float *x, size_t n, size_t k, vs_topk_item *scratc
         const unsigned bits = (unsigned)_mm256_movemask_ps(
             _mm256_and_ps(_mm256_cmp_ps(_mm256_maskload_ps(x + i, tm), root, _CMP_GT_OQ),
                           _mm256_castsi256_ps(tm)));
-        if (bits) offer_bits(&h, x, i, bits);
+        if (bits) vs_topk_offer_bits(&h, x, i, bits);
     }
     return vs_topk_finish(&h, out);
 }

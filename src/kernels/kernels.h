@@ -110,6 +110,8 @@ typedef struct vs_topk_buf {
 
 void vs_topk_init(vs_topk_buf *h, vs_topk_item *scratch, size_t k);
 void vs_topk_offer(vs_topk_buf *h, float value, uint32_t index);
+/* Offers x[i + b] for every set bit b of `bits`, in increasing index order. */
+void vs_topk_offer_bits(vs_topk_buf *h, const float *x, size_t i, unsigned bits);
 /* Writes the best min(k, offered) indices in increasing order to out; returns the count. */
 size_t vs_topk_finish(vs_topk_buf *h, uint32_t *out);
 

@@ -63,6 +63,14 @@ void vs_topk_offer(vs_topk_buf *h, float value, uint32_t index) {
     if (++h->size == 2 * h->k) shrink(h);
 }
 
+void vs_topk_offer_bits(vs_topk_buf *h, const float *x, size_t i, unsigned bits) {
+    while (bits) {
+        const unsigned b = (unsigned)__builtin_ctz(bits);
+        vs_topk_offer(h, x[i + b], (uint32_t)(i + b));
+        bits &= bits - 1;
+    }
+}
+
 size_t vs_topk_finish(vs_topk_buf *h, uint32_t *out) {
     if (h->size > h->k) shrink(h);
     for (size_t i = 0; i < h->size; i++) out[i] = h->item[i].index;

@@ -352,14 +352,6 @@ static void scale_wasmsimd(float *x, size_t n, float a) {
 
 /* ---- topk ------------------------------------------------------------------ */
 
-static void offer_bits(vs_topk_buf *h, const float *x, size_t i, unsigned bits) {
-    while (bits) {
-        unsigned b = (unsigned)__builtin_ctz(bits);
-        vs_topk_offer(h, x[i + b], (uint32_t)(i + b));
-        bits &= bits - 1;
-    }
-}
-
 /* Same offers as the scalar loop, minus those that cannot enter: once the
    buffer has a threshold only values strictly above it can (indices grow),
    and the threshold only rises, so a value at or below it before the block
@@ -376,7 +368,7 @@ static size_t topk_wasmsimd(const float *x, size_t n, size_t k, vs_topk_item *sc
         const unsigned bits = wasm_i32x4_bitmask(wasm_f32x4_gt(wasm_v128_load(x + i), root)) |
                               wasm_i32x4_bitmask(wasm_f32x4_gt(wasm_v128_load(x + i + 4), root))
                                   << 4;
-        if (bits) offer_bits(&h, x, i, bits);
+        if (bits) vs_topk_offer_bits(&h, x, i, bits);
     }
     if (i < n) { /* remainder: only the first n - i lanes count */
         const size_t m = n - i;
@@ -386,7 +378,7 @@ static size_t topk_wasmsimd(const float *x, size_t n, size_t k, vs_topk_item *sc
         const unsigned bits = (wasm_i32x4_bitmask(wasm_f32x4_gt(v0, root)) |
                                wasm_i32x4_bitmask(wasm_f32x4_gt(v1, root)) << 4) &
                               ((1u << m) - 1u);
-        if (bits) offer_bits(&h, x, i, bits);
+        if (bits) vs_topk_offer_bits(&h, x, i, bits);
     }
     return vs_topk_finish(&h, out);
 }

@@ -6,7 +6,7 @@
  *   const vs = await init();
  *   const cache = vs.createCache({ heads: 8, kvHeads: 2, headDim: 128, valueDim: 128 });
  *   cache.append(keys, values);
- *   const { output, diagnostics } = cache.decode(q, { pages: 32, candidates: 256 });
+ *   const { output, diagnostics } = cache.decode(q, { pages: 16, candidates: 128 });
  *   cache.free();
  *
  * How it talks to the module
