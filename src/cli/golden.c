@@ -3,8 +3,6 @@
  * written by `vashista vectors DIR` and checked by `vashista parity DIR` and
  * tests/test_parity.c. The format is described in tests/vectors/FORMAT.md.
  *
- * This file is #included by src/cli/main.c and tests/test_parity.c (the build
- * lists neither as a separate source), so everything here is static.
  * It never prints: results come back in gv_result.
  */
 #include <errno.h>
@@ -15,43 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "include/vashista.h"
-#include "workloads.h"
+#include "cli/golden.h"
 #include "cli/reference.h"
 
-/* Every function is static; some callers use only part of them. */
-#define GV_STATIC static __attribute__((unused))
-
-/* ---- the format -------------------------------------------------------------- */
-#define GV_MAGIC 0x56475356u /* the bytes "VSGV" read as a little-endian uint32 */
-#define GV_VERSION 1u
-#define GV_HEADER_WORDS 64u
-#define GV_DIAG_WORDS 11u /* sizeof(vs_head_diag) / 4 */
-
-/* Parity tolerances: outputs (dense and sparse) per head,
-   ||x - golden||_2 <= GV_TOL_OUTPUT * ||golden||_2; float diagnostics
-   |x - golden| <= GV_TOL_DIAG * max(|x|, |golden|); integer diagnostics and
-   candidate sets exactly; regenerated inputs bit for bit. */
-#define GV_TOL_OUTPUT 1e-6
-#define GV_TOL_DIAG 1e-4
-
-/* Header word indices. */
-enum {
-    GV_W_MAGIC = 0, GV_W_VERSION, GV_W_HEADER_BYTES, GV_W_KIND, GV_W_T, GV_W_HEADS, GV_W_KV_HEADS,
-    GV_W_HEAD_DIM, GV_W_VALUE_DIM, GV_W_PAGE_SIZE, GV_W_FACE, GV_W_NEEDLES, GV_W_MARGIN,
-    GV_W_SEED_LO, GV_W_SEED_HI, GV_W_STEP, GV_W_PAGES, GV_W_CANDIDATES, GV_W_SINK_PAGES,
-    GV_W_RECENT_PAGES, GV_W_SOLVER, GV_W_WIDEN, GV_W_SCALE, GV_W_TOLERANCE, GV_W_CAND_TOTAL,
-    GV_W_DIAG_WORDS, GV_W_CHUNK, GV_W_COUNT
-};
-
-typedef struct gv_case {
-    const char *name;
-    vs_workload wl;        /* generator of the inputs (kind, T, shapes, seed...) */
-    uint32_t page_size;
-    uint32_t step;         /* query step */
-    uint32_t chunk;        /* tokens per vs_cache_append call */
-    vs_decode_options opt; /* sparse decode options (dense uses opt.scale) */
-} gv_case;
 
 /* Outputs of one case, as computed by this build. */
 typedef struct gv_outputs {
@@ -63,21 +27,9 @@ typedef struct gv_outputs {
     double *ref;            /* [heads][dv] float64 dense reference */
 } gv_outputs;
 
-typedef struct gv_result {
-    char name[64];
-    int ok;                 /* the case passed every comparison */
-    char error[400];        /* first problem found, "" if none */
-    int inputs_identical;   /* the generator reproduces the stored inputs bit for bit */
-    int dense_identical, sparse_identical, diag_identical, cand_identical;
-    double dense_rel, sparse_rel; /* max over heads of ||x - golden|| / ||golden|| */
-    double diag_rel;        /* largest relative difference of a float diagnostic */
-    uint32_t int_mismatch;  /* integer diagnostics that differ */
-    double ref_rel;         /* max over heads of ||golden dense - ref|| / ||ref|| (information) */
-} gv_result;
-
 /* ---- the case list -------------------------------------------------------------- */
 /* Short constructors keep the table readable. */
-GV_STATIC gv_case gv_make(const char *name, uint32_t kind, uint32_t T, uint32_t heads, uint32_t kvh,
+static gv_case gv_make(const char *name, uint32_t kind, uint32_t T, uint32_t heads, uint32_t kvh,
                        uint32_t d, uint32_t dv, uint32_t S, uint32_t seed) {
     gv_case c;
     memset(&c, 0, sizeof c);
@@ -95,15 +47,14 @@ GV_STATIC gv_case gv_make(const char *name, uint32_t kind, uint32_t T, uint32_t 
     return c;
 }
 
-GV_STATIC void gv_opts(gv_case *c, uint32_t P, uint32_t Kc, uint32_t sink, uint32_t recent) {
+static void gv_opts(gv_case *c, uint32_t P, uint32_t Kc, uint32_t sink, uint32_t recent) {
     c->opt.pages = P;
     c->opt.candidates = Kc;
     c->opt.sink_pages = sink;
     c->opt.recent_pages = recent;
 }
 
-#define GV_MAX_CASES 40
-GV_STATIC size_t gv_cases(gv_case *out) {
+size_t gv_cases(gv_case *out) {
     size_t n = 0;
     gv_case c;
     /* T = 1 */
@@ -233,24 +184,24 @@ GV_STATIC size_t gv_cases(gv_case *out) {
 }
 
 /* ---- little-endian files ----------------------------------------------------- */
-GV_STATIC int gv_little_endian(void) {
+static int gv_little_endian(void) {
     uint32_t x = 1;
     unsigned char b;
     memcpy(&b, &x, 1);
     return b == 1;
 }
 
-GV_STATIC void gv_path(char *buf, size_t n, const char *dir, const char *file) {
+static void gv_path(char *buf, size_t n, const char *dir, const char *file) {
     snprintf(buf, n, "%s/%s", dir, file);
 }
 
-GV_STATIC uint32_t gv_fbits(float f) {
+static uint32_t gv_fbits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
 }
 
-GV_STATIC float gv_bitsf(uint32_t u) {
+static float gv_bitsf(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
     return f;
@@ -261,7 +212,7 @@ typedef struct gv_sizes {
     size_t keys, values, queries, out, diag_words, heads;
 } gv_sizes;
 
-GV_STATIC gv_sizes gv_sizes_of(const vs_workload *w) {
+static gv_sizes gv_sizes_of(const vs_workload *w) {
     gv_sizes s;
     s.keys = (size_t)w->T * w->kv_heads * w->head_dim;
     s.values = (size_t)w->T * w->kv_heads * w->value_dim;
@@ -272,7 +223,7 @@ GV_STATIC gv_sizes gv_sizes_of(const vs_workload *w) {
     return s;
 }
 
-GV_STATIC void gv_outputs_free(gv_outputs *o) {
+static void gv_outputs_free(gv_outputs *o) {
     free(o->dense);
     free(o->sparse);
     free(o->diag);
@@ -284,7 +235,7 @@ GV_STATIC void gv_outputs_free(gv_outputs *o) {
 
 /* Runs a case on given inputs with the current build and ISA. Returns a
    vs_status (VS_E_NOMEM for the harness's own allocations too). */
-GV_STATIC int gv_compute(const gv_case *c, const float *keys, const float *values, const float *q,
+static int gv_compute(const gv_case *c, const float *keys, const float *values, const float *q,
                       gv_outputs *o) {
     const vs_workload *w = &c->wl;
     gv_sizes sz = gv_sizes_of(w);
@@ -338,11 +289,11 @@ GV_STATIC int gv_compute(const gv_case *c, const float *keys, const float *value
     return VS_OK;
 }
 
-GV_STATIC int gv_write_all(FILE *f, const void *p, size_t bytes) {
+static int gv_write_all(FILE *f, const void *p, size_t bytes) {
     return bytes == 0 || fwrite(p, 1, bytes, f) == bytes;
 }
 
-GV_STATIC void gv_header(const gv_case *c, size_t cand_total, uint32_t *h) {
+static void gv_header(const gv_case *c, size_t cand_total, uint32_t *h) {
     const vs_workload *w = &c->wl;
     memset(h, 0, GV_HEADER_WORDS * sizeof *h);
     h[GV_W_MAGIC] = GV_MAGIC;
@@ -374,7 +325,7 @@ GV_STATIC void gv_header(const gv_case *c, size_t cand_total, uint32_t *h) {
     h[GV_W_CHUNK] = c->chunk;
 }
 
-GV_STATIC void gv_case_of_header(const uint32_t *h, gv_case *c) {
+static void gv_case_of_header(const uint32_t *h, gv_case *c) {
     memset(c, 0, sizeof *c);
     c->wl.kind = h[GV_W_KIND];
     c->wl.T = h[GV_W_T];
@@ -405,7 +356,7 @@ typedef struct gv_layout {
     size_t keys, values, queries, dense, sparse, diag, cand_count, cand, ref, total;
 } gv_layout;
 
-GV_STATIC gv_layout gv_layout_of(const vs_workload *w, size_t cand_total) {
+static gv_layout gv_layout_of(const vs_workload *w, size_t cand_total) {
     gv_sizes s = gv_sizes_of(w);
     gv_layout L;
     L.keys = GV_HEADER_WORDS * 4;
@@ -421,13 +372,13 @@ GV_STATIC gv_layout gv_layout_of(const vs_workload *w, size_t cand_total) {
     return L;
 }
 
-GV_STATIC const char *gv_kind_name(uint32_t kind) {
+static const char *gv_kind_name(uint32_t kind) {
     return kind == VS_WL_GAP ? "gap" : kind == VS_WL_NEEDLE ? "needle" : kind == VS_WL_UNIFORM ? "uniform" : "?";
 }
 
 /* Writes DIR/<name>.bin for one case and its entry of index.json to `index`.
    Returns 0, or -1 with a message in err. */
-GV_STATIC int gv_write_case(const char *dir, const gv_case *c, FILE *index, int first,
+static int gv_write_case(const char *dir, const gv_case *c, FILE *index, int first,
                             uint64_t *bytes, char *err, size_t errlen) {
     const vs_workload *w = &c->wl;
     gv_sizes sz = gv_sizes_of(w);
@@ -491,7 +442,7 @@ GV_STATIC int gv_write_case(const char *dir, const gv_case *c, FILE *index, int 
 
 /* Writes every case and DIR/index.json (DIR is created if missing).
    progress(i, n, name) is called before each case (may be NULL). */
-GV_STATIC int gv_write_dir(const char *dir, void (*progress)(size_t, size_t, const char *),
+int gv_write_dir(const char *dir, void (*progress)(size_t, size_t, const char *),
                         size_t *ncases, uint64_t *total_bytes, char *err, size_t errlen) {
     if (!gv_little_endian()) {
         snprintf(err, errlen, "golden vectors are little-endian; this host is not");
@@ -537,7 +488,7 @@ GV_STATIC int gv_write_dir(const char *dir, void (*progress)(size_t, size_t, con
 /* ---- reading and checking ------------------------------------------------------ */
 /* The "file" entries of DIR/index.json, in order. *files is one allocation
    of NUL-separated names; returns the count, or -1 with err set. */
-GV_STATIC long gv_list(const char *dir, char **files, char *err, size_t errlen) {
+long gv_list(const char *dir, char **files, char *err, size_t errlen) {
     char path[4096];
     gv_path(path, sizeof path, dir, "index.json");
     FILE *f = fopen(path, "rb");
@@ -596,7 +547,7 @@ GV_STATIC long gv_list(const char *dir, char **files, char *err, size_t errlen) 
     return n;
 }
 
-GV_STATIC double gv_rel_l2(const float *x, const float *ref, size_t n) {
+static double gv_rel_l2(const float *x, const float *ref, size_t n) {
     double d = 0, r = 0;
     for (size_t i = 0; i < n; i++) {
         double e = (double)x[i] - (double)ref[i];
@@ -608,7 +559,7 @@ GV_STATIC double gv_rel_l2(const float *x, const float *ref, size_t n) {
     return r > 0 ? sqrt(d / r) : INFINITY;
 }
 
-GV_STATIC double gv_rel_diff(float a, float b) {
+static double gv_rel_diff(float a, float b) {
     if (a == b) return 0; /* also equal infinities */
     if (a != a || b != b) return (a != a && b != b) ? 0 : INFINITY;
     double m = fmax(fabs((double)a), fabs((double)b));
@@ -616,7 +567,7 @@ GV_STATIC double gv_rel_diff(float a, float b) {
 }
 
 /* Checks DIR/file against this build and ISA. Fills r; returns r->ok. */
-GV_STATIC int gv_check(const char *dir, const char *file, gv_result *r) {
+int gv_check(const char *dir, const char *file, gv_result *r) {
     memset(r, 0, sizeof *r);
     snprintf(r->name, sizeof r->name, "%.*s", (int)(sizeof r->name - 1), file);
     char *dot = strrchr(r->name, '.');

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "golden.c" /* golden vectors: shared with tests/test_parity.c */
+#include "golden.h"
 #include "include/vashista.h"
 #include "reference.h"
 #include "workloads.h"
