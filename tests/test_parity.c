@@ -8,7 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "cli/golden.c"
+#include "cli/golden.h"
 
 #include <stdio.h>
 #include <stdlib.h>
