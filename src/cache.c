@@ -65,29 +65,30 @@ static float value_norm_up(const float *v, size_t n) {
     return nextafterf(f, INFINITY);
 }
 
-/* Page summary rows (bfloat16, rounded outward): the box starts at key k ... */
-static void box_init(uint16_t *lo, uint16_t *hi, const float *k, uint32_t d) {
+/* Page summary (bfloat16 pairs box[2j] = lo_j, box[2j+1] = hi_j, rounded
+   outward): the box starts at key k ... */
+static void box_init(uint16_t *box, const float *k, uint32_t d) {
     for (uint32_t j = 0; j < d; j++) {
-        lo[j] = vs_bf16_down(k[j]);
-        hi[j] = vs_bf16_up(k[j]);
+        box[2 * j] = vs_bf16_down(k[j]);
+        box[2 * j + 1] = vs_bf16_up(k[j]);
     }
 }
 
 /* ... and grows to hold key k (compared as floats: the roundings are monotone,
    so lo ends as down(min k) and hi as up(max k)). */
-static void box_fold(uint16_t *lo, uint16_t *hi, const float *k, uint32_t d) {
+static void box_fold(uint16_t *box, const float *k, uint32_t d) {
     for (uint32_t j = 0; j < d; j++) {
         const uint16_t a = vs_bf16_down(k[j]), b = vs_bf16_up(k[j]);
-        if (vs_bf16_to_f32(a) < vs_bf16_to_f32(lo[j])) lo[j] = a;
-        if (vs_bf16_to_f32(b) > vs_bf16_to_f32(hi[j])) hi[j] = b;
+        if (vs_bf16_to_f32(a) < vs_bf16_to_f32(box[2 * j])) box[2 * j] = a;
+        if (vs_bf16_to_f32(b) > vs_bf16_to_f32(box[2 * j + 1])) box[2 * j + 1] = b;
     }
 }
 
 /* kabs_j = max(kabs_j, |lo_j|, |hi_j|): the rounding model bounds the page
    bound terms q_j * lo_j, q_j * hi_j (not only the keys) by |q_j| kabs_j. */
-static void kabs_fold(float *kabs, const uint16_t *lo, const uint16_t *hi, uint32_t d) {
+static void kabs_fold(float *kabs, const uint16_t *box, uint32_t d) {
     for (uint32_t j = 0; j < d; j++) {
-        const float a = fabsf(vs_bf16_to_f32(lo[j])), b = fabsf(vs_bf16_to_f32(hi[j]));
+        const float a = fabsf(vs_bf16_to_f32(box[2 * j])), b = fabsf(vs_bf16_to_f32(box[2 * j + 1]));
         const float m = a > b ? a : b;
         kabs[j] = m > kabs[j] ? m : kabs[j];
     }
@@ -99,16 +100,16 @@ static void store_token(vs_cache *c, uint32_t pos, uint32_t g, const float *k, c
     const uint32_t p = pos / S, i = pos % S;
     memcpy((float *)vs_page_keys(c, p, g) + (size_t)i * d, k, d * sizeof(float));
     memcpy((float *)vs_page_values(c, p, g) + (size_t)i * dv, v, dv * sizeof(float));
-    uint16_t *lo = vs_summary(c, g, p), *hi = lo + d;
+    uint16_t *box = vs_summary(c, g, p);
     float vn = value_norm_up(v, dv), *vmax = c->vnorm + (size_t)g * c->page_cap + p;
     if (i == 0) {
-        box_init(lo, hi, k, d);
+        box_init(box, k, d);
         *vmax = vn;
     } else {
-        box_fold(lo, hi, k, d);
+        box_fold(box, k, d);
         *vmax = vn > *vmax ? vn : *vmax;
     }
-    kabs_fold(c->kabs + (size_t)g * d, lo, hi, d);
+    kabs_fold(c->kabs + (size_t)g * d, box, d);
 }
 
 /* Grows the chunk pointers to `chunks` and summ, vnorm to `pages`; all or nothing. */
@@ -221,12 +222,12 @@ int vs_cache_truncate(vs_cache *c, size_t length) {
         const uint32_t p = keep - 1, n = (uint32_t)(length % S);
         for (uint32_t g = 0; g < G; g++) {
             const float *k = vs_page_keys(c, p, g), *v = vs_page_values(c, p, g);
-            uint16_t *lo = vs_summary(c, g, p), *hi = lo + d;
+            uint16_t *box = vs_summary(c, g, p);
             float *vmax = c->vnorm + (size_t)g * c->page_cap + p;
-            box_init(lo, hi, k, d);
+            box_init(box, k, d);
             *vmax = value_norm_up(v, c->cfg.value_dim);
             for (uint32_t i = 1; i < n; i++) {
-                box_fold(lo, hi, k + (size_t)i * d, d);
+                box_fold(box, k + (size_t)i * d, d);
                 float vn = value_norm_up(v + (size_t)i * c->cfg.value_dim, c->cfg.value_dim);
                 *vmax = vn > *vmax ? vn : *vmax;
             }
@@ -237,8 +238,7 @@ int vs_cache_truncate(vs_cache *c, size_t length) {
         float *kabs = c->kabs + (size_t)g * d;
         memset(kabs, 0, d * sizeof(float));
         for (uint32_t p = 0; p < keep; p++) {
-            const uint16_t *lo = vs_summary(c, g, p);
-            kabs_fold(kabs, lo, lo + d, d);
+            kabs_fold(kabs, vs_summary(c, g, p), d);
         }
     }
     return VS_OK;

@@ -4,8 +4,10 @@
  *                about VS_CHUNK_TOKENS): keys [G][CT][d] then values [G][CT][dv].
  *                Routing works on pages of S tokens; storage and the dense pass
  *                on chunks, so a small S does not fragment memory streams.
- *   summ         [G][page_cap][2][d] bfloat16: per page, the key minimum row rounded
- *                down then the maximum row rounded up (so the box holds every key)
+ *   summ         [G][page_cap][d][2] bfloat16: per page and channel, the key minimum
+ *                rounded down then the maximum rounded up (the box holds every key);
+ *                pairs, so that one load brings both ends and one byte shuffle
+ *                picks the end the query's sign needs
  *   vnorm        [G][page_cap]: per page, an upper bound of max ||v||_2
  *   kabs         [G][d]: per channel, an upper bound of max |k| over the cache and
  *                of every (widened) |lo|, |hi| in summ
@@ -70,7 +72,7 @@ struct vs_cache {
     uint32_t nchunks;      /* chunks in use: ceil(npages / CP) */
     uint32_t chunk_cap;    /* capacity of chunk */
     float **chunk;         /* [chunk_cap] */
-    uint16_t *summ;        /* [G][page_cap][2][d] bfloat16 */
+    uint16_t *summ;        /* [G][page_cap][d][2] bfloat16 */
     float *vnorm;          /* [G][page_cap] */
     float *kabs;           /* [G][d] */
     vs_scratch ws;

@@ -35,7 +35,7 @@ static void check_summaries(const vs_cache *c, const char *when) {
             const uint32_t n = vs_page_count(c, p);
             const float *k = vs_page_keys(c, p, g), *v = vs_page_values(c, p, g);
             const float *kabs = c->kabs + (size_t)g * d;
-            const uint16_t *lo = vs_summary(c, g, p), *hi = lo + d;
+            const uint16_t *pair = vs_summary(c, g, p); /* lo_j, hi_j = pair[2j], pair[2j + 1] */
             double vmax = 0;
             for (uint32_t j = 0; j < d; j++) {
                 float mn = INFINITY, mx = -INFINITY;
@@ -45,7 +45,7 @@ static void check_summaries(const vs_cache *c, const char *when) {
                     mx = x > mx ? x : mx;
                     if (fabsf(x) > kabs[j]) kabs_ok = 0;
                 }
-                const double l = bf16_widen(lo[j]), h = bf16_widen(hi[j]);
+                const double l = bf16_widen(pair[2 * j]), h = bf16_widen(pair[2 * j + 1]);
                 if (l != bf16_round(mn, 0) || h != bf16_round(mx, 1)) ok = 0;
                 if (!(l <= mn && mx <= h)) ok = 0;
                 if (fabs(l) > kabs[j] || fabs(h) > kabs[j]) kabs_ok = 0;

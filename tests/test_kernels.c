@@ -127,8 +127,8 @@ static float bf16_value(uint16_t h) {
     return f;
 }
 
-/* Page summaries [n][2][d] from float rows lo, hi laid out the same way:
-   the lo row rounded down, the hi row up. */
+/* Page summaries [n][d][2] ((lo, hi) pairs, the library's layout) from float
+   rows [n][2][d] (the lo row, then the hi row): lo rounded down, hi up. */
 static uint16_t *summaries(const float *rows, size_t n, size_t d) {
     const size_t len = n * 2 * d;
     uint16_t *s = malloc((len ? len : 1) * sizeof *s);
@@ -136,8 +136,11 @@ static uint16_t *summaries(const float *rows, size_t n, size_t d) {
         fprintf(stderr, "out of memory\n");
         exit(2);
     }
-    for (size_t i = 0; i < len; i++)
-        s[i] = bf16_bits((i / d) % 2 == 0 ? bf16_floor(rows[i]) : bf16_ceil(rows[i]));
+    for (size_t p = 0; p < n; p++)
+        for (size_t j = 0; j < d; j++) {
+            s[p * 2 * d + 2 * j] = bf16_bits(bf16_floor(rows[p * 2 * d + j]));
+            s[p * 2 * d + 2 * j + 1] = bf16_bits(bf16_ceil(rows[p * 2 * d + d + j]));
+        }
     return s;
 }
 
@@ -479,10 +482,11 @@ static void scalar_vs_double(vs_test_rng *r) {
             ok = 1;
             int same = 1;
             for (size_t p = 0; p < n; p++) {
-                const uint16_t *lo = summ + p * 2 * d, *hi = lo + d;
+                const uint16_t *pair = summ + p * 2 * d; /* lo_j, hi_j = pair[2j], pair[2j + 1] */
                 double s = 0, a = 0;
                 for (size_t j = 0; j < d; j++) {
-                    double u = (double)q[j] * bf16_value(lo[j]), v = (double)q[j] * bf16_value(hi[j]);
+                    double u = (double)q[j] * bf16_value(pair[2 * j]),
+                           v = (double)q[j] * bf16_value(pair[2 * j + 1]);
                     double t = u > v ? u : v;
                     if (t != (q[j] >= 0.0f ? v : u)) same = 0;
                     s += t;
@@ -709,8 +713,8 @@ static void check_bound_holds(const char *const *isas, int nisa) {
                         /* exact (double) bound and the float bound's rounding term */
                         double u = 0, mag = 0, u32 = 0;
                         for (size_t j = 0; j < d; j++) {
-                            const double x = (double)q[j] * bf16_value(summ[p * 2 * d + j]);
-                            const double y = (double)q[j] * bf16_value(summ[p * 2 * d + d + j]);
+                            const double x = (double)q[j] * bf16_value(summ[p * 2 * d + 2 * j]);
+                            const double y = (double)q[j] * bf16_value(summ[p * 2 * d + 2 * j + 1]);
                             const double x32 = (double)q[j] * box[p * 2 * d + j];
                             const double y32 = (double)q[j] * box[p * 2 * d + d + j];
                             u += x > y ? x : y;

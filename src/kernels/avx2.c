@@ -9,7 +9,7 @@
  * loads (_mm256_maskload_ps gives +0 in the lanes past the end, and adding
  * +0 to a canonical lane never changes it: a lane starts at +0 and can never
  * become -0). page_bounds reads 16-bit data, which has no masked load: its
- * remainder is copied into a zeroed 8-element buffer first.
+ * remainder is copied into a zeroed buffer of 8 (lo, hi) pairs first.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -161,70 +161,73 @@ static void dots_avx2(const float *const *rows, size_t n, size_t d, const float 
 
 /* ---- page_bounds: out[p] = scale * canonical_sum_j(q * (q >= 0 ? hi : lo)) - */
 
-/* 8 bfloat16 (16 bytes) widened to 8 floats. vbroadcasti128 puts them in both
-   128-bit halves (a load, no shuffle uop), then one in-lane vpshufb moves
-   element i into the top half of dword i (the low half gets zero bytes):
-   elements 0-3 in the low half, 4-7 in the high half. Exact, the same floats
-   as (uint32_t)h << 16. (Measured against vpmovzxwd + vpslld, and against
-   selecting on the 16-bit values first with vpblendvb: this is the fastest,
-   even with two widens and a blendvps per row.) */
-static inline __m256 widen8(const uint16_t *x, __m256i spread) {
-    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x));
-    return _mm256_castsi256_ps(_mm256_shuffle_epi8(v, spread));
+/* Summaries hold (lo, hi) bfloat16 pairs per channel, so 32 bytes bring both
+   ends of 8 channels: channels 0-3 in the low 128-bit half, 4-7 in the high
+   half. One in-lane vpshufb then selects and widens at once: dword c gets
+   zero low bytes and, in its top half, the bytes of hi_c where q_c >= 0
+   (bytes 4c+2, 4c+3) or of lo_c elsewhere (4c, 4c+1): exactly the float
+   (uint32_t)h << 16. The control depends only on q's signs, so it is built
+   once per column chunk and shared by the block's rows. */
+static inline __m256i select_control(__m256 qv) {
+    const __m256i base = _mm256_setr_epi8(-128, -128, 0, 1, -128, -128, 4, 5, -128, -128, 8, 9,
+                                          -128, -128, 12, 13, -128, -128, 0, 1, -128, -128, 4, 5,
+                                          -128, -128, 8, 9, -128, -128, 12, 13);
+    const __m256i ge = _mm256_castps_si256(_mm256_cmp_ps(qv, _mm256_setzero_ps(), _CMP_GE_OQ));
+    return _mm256_add_epi32(base, _mm256_and_si256(ge, _mm256_set1_epi32(0x02020000)));
 }
 
-/* The first m (1..7) bfloat16 of x widened, +0 past them; reads nothing past x[m). */
-static inline __m256 widen_part(const uint16_t *x, size_t m, __m256i spread) {
-    uint16_t buf[LANES] = {0};
-    memcpy(buf, x, m * sizeof *x);
-    return widen8(buf, spread);
+static inline __m256 select8(const uint16_t *pairs, __m256i ctrl) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)pairs);
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(v, ctrl));
 }
 
-/* ge: lanes where q >= 0 (-0 included), computed once per column chunk and
-   shared by the rows of the block; blendv takes hi there, lo elsewhere. */
-#define BOUND_STEP(a, lo, qv, ge, widen) \
-    a = _mm256_add_ps(a, _mm256_mul_ps(qv, _mm256_blendv_ps(widen(lo), widen((lo) + d), ge)))
+/* The first m (1..7) channel pairs, zero past them; reads nothing past them. */
+static inline __m256 select_part(const uint16_t *pairs, size_t m, __m256i ctrl) {
+    uint16_t buf[2 * LANES] = {0};
+    memcpy(buf, pairs, 2 * m * sizeof *pairs);
+    return select8(buf, ctrl);
+}
+
+#define BOUND_STEP(a, box, qv, sel) a = _mm256_add_ps(a, _mm256_mul_ps(qv, sel(box)))
 
 static void page_bounds_avx2(const uint16_t *summ, size_t n, size_t d, const float *q, float scale,
                              float *out) {
     const size_t dfull = d & ~(size_t)(LANES - 1), dtail = d - dfull;
     const __m256 zero = _mm256_setzero_ps();
-    const __m256i spread = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7,
-                                            -1, -1, 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1,
-                                            14, 15);
+    /* past d: q = +0 selects hi = 0 of the zero padding, +0 * 0 = +0 */
     const __m256 qtail = dtail ? _mm256_maskload_ps(q + dfull, tail_mask(dtail)) : zero;
-    const __m256 getail = _mm256_cmp_ps(qtail, zero, _CMP_GE_OQ); /* past d: +0 selects hi = +0 */
+    const __m256i ctail = select_control(qtail);
     const __m256 vscale = _mm256_set1_ps(scale);
     for (size_t p = 0; p < n; p += ROWS) {
         const size_t m = n - p < ROWS ? n - p : ROWS;
-        const uint16_t *lo[ROWS]; /* page's min row; its max row follows at + d */
-        for (size_t t = 0; t < ROWS; t++) lo[t] = summ + (p + (t < m ? t : m - 1)) * 2 * d;
+        const uint16_t *b[ROWS]; /* the rows' (lo, hi) pairs */
+        for (size_t t = 0; t < ROWS; t++) b[t] = summ + (p + (t < m ? t : m - 1)) * 2 * d;
         __m256 a0 = zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (size_t j = 0; j < dfull; j += LANES) {
             const __m256 qv = _mm256_loadu_ps(q + j);
-            const __m256 ge = _mm256_cmp_ps(qv, zero, _CMP_GE_OQ);
-#define W(x) widen8((x) + j, spread)
-            BOUND_STEP(a0, lo[0], qv, ge, W);
-            BOUND_STEP(a1, lo[1], qv, ge, W);
-            BOUND_STEP(a2, lo[2], qv, ge, W);
-            BOUND_STEP(a3, lo[3], qv, ge, W);
-            BOUND_STEP(a4, lo[4], qv, ge, W);
-            BOUND_STEP(a5, lo[5], qv, ge, W);
-            BOUND_STEP(a6, lo[6], qv, ge, W);
-            BOUND_STEP(a7, lo[7], qv, ge, W);
-#undef W
+            const __m256i ctrl = select_control(qv);
+#define SEL(x) select8((x) + 2 * j, ctrl)
+            BOUND_STEP(a0, b[0], qv, SEL);
+            BOUND_STEP(a1, b[1], qv, SEL);
+            BOUND_STEP(a2, b[2], qv, SEL);
+            BOUND_STEP(a3, b[3], qv, SEL);
+            BOUND_STEP(a4, b[4], qv, SEL);
+            BOUND_STEP(a5, b[5], qv, SEL);
+            BOUND_STEP(a6, b[6], qv, SEL);
+            BOUND_STEP(a7, b[7], qv, SEL);
+#undef SEL
         }
-        if (dtail) { /* remainder: +0 * +0 = +0 past d, which leaves a lane unchanged */
-#define W(x) widen_part((x) + dfull, dtail, spread)
-            BOUND_STEP(a0, lo[0], qtail, getail, W);
-            BOUND_STEP(a1, lo[1], qtail, getail, W);
-            BOUND_STEP(a2, lo[2], qtail, getail, W);
-            BOUND_STEP(a3, lo[3], qtail, getail, W);
-            BOUND_STEP(a4, lo[4], qtail, getail, W);
-            BOUND_STEP(a5, lo[5], qtail, getail, W);
-            BOUND_STEP(a6, lo[6], qtail, getail, W);
-            BOUND_STEP(a7, lo[7], qtail, getail, W);
-#undef W
+        if (dtail) {
+#define SEL(x) select_part((x) + 2 * dfull, dtail, ctail)
+            BOUND_STEP(a0, b[0], qtail, SEL);
+            BOUND_STEP(a1, b[1], qtail, SEL);
+            BOUND_STEP(a2, b[2], qtail, SEL);
+            BOUND_STEP(a3, b[3], qtail, SEL);
+            BOUND_STEP(a4, b[4], qtail, SEL);
+            BOUND_STEP(a5, b[5], qtail, SEL);
+            BOUND_STEP(a6, b[6], qtail, SEL);
+            BOUND_STEP(a7, b[7], qtail, SEL);
+#undef SEL
         }
         store_first(out + p, _mm256_mul_ps(vscale, combine8(a0, a1, a2, a3, a4, a5, a6, a7)), m);
     }

@@ -29,8 +29,9 @@ typedef struct vs_kernels {
        (the product q*k, summed; then one multiply by scale) */
     void (*scores)(const float *k, size_t n, size_t d, const float *q, float scale, float *out);
 
-    /* summ: [n][2][d] bfloat16 (vs_bf16_to_f32), the page's per-channel key
-       minimum row lo then maximum row hi, rounded outward (lo down, hi up).
+    /* summ: [n][d][2] bfloat16 (vs_bf16_to_f32), per page and channel the key
+       minimum lo then maximum hi, rounded outward (lo down, hi up):
+       lo[j] = summ[p][2j], hi[j] = summ[p][2j + 1].
        out[p] = scale * canonical_sum_j(q[j] * (q[j] >= 0 ? hi[j] : lo[j])), p < n,
        with lo, hi widened to float (exact). Where lo <= hi this is
        max(q*lo, q*hi), the box bound, with one multiply; q[j] = -0 selects hi. */

@@ -30,10 +30,10 @@ static void dots_scalar(const float *const *rows, size_t n, size_t d, const floa
 static void page_bounds_scalar(const uint16_t *summ, size_t n, size_t d, const float *q,
                                float scale, float *out) {
     for (size_t p = 0; p < n; p++) {
-        const uint16_t *lo = summ + p * 2 * d, *hi = lo + d;
+        const uint16_t *box = summ + p * 2 * d; /* lo_j = box[2j], hi_j = box[2j + 1] */
         float l[LANES] = {0};
         for (size_t j = 0; j < d; j++)
-            l[j % LANES] += q[j] * vs_bf16_to_f32(q[j] >= 0.0f ? hi[j] : lo[j]);
+            l[j % LANES] += q[j] * vs_bf16_to_f32(box[2 * j + (q[j] >= 0.0f)]);
         out[p] = scale * combine(l);
     }
 }

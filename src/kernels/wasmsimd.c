@@ -172,50 +172,48 @@ static void dots_wasmsimd(const float *const *rows, size_t n, size_t d, const fl
 
 /* ---- page_bounds: out[p] = scale * canonical_sum_j(q * (q >= 0 ? hi : lo)) - */
 
-/* The first m (0..8) bfloat16 of x, +0 past them; reads nothing past x[m). */
-static inline v128_t load_bf16_part(const uint16_t *x, size_t m) {
-    uint16_t buf[LANES] = {0};
-    memcpy(buf, x, m * sizeof *x);
-    return wasm_v128_load(buf);
+/* Summaries hold (lo, hi) bfloat16 pairs per channel: 16 bytes bring both
+   ends of 4 channels. One swizzle selects and widens at once: 32-bit lane c
+   gets zero low bytes (index 16 reads 0) and, in its top half, the bytes of
+   hi_c where q_c >= 0 (4c+2, 4c+3) or of lo_c elsewhere (4c, 4c+1): exactly
+   the float (uint32_t)h << 16. The control depends only on q's signs. */
+static inline v128_t select_control(v128_t qv) {
+    const v128_t base = wasm_i8x16_make(16, 16, 0, 1, 16, 16, 4, 5, 16, 16, 8, 9, 16, 16, 12, 13);
+    const v128_t ge = wasm_f32x4_ge(qv, wasm_f32x4_splat(0.0f));
+    return wasm_i32x4_add(base, wasm_v128_and(ge, wasm_i32x4_splat(0x02020000)));
 }
 
-/* 8 columns of one page: the select on the 16-bit values (sel: 0xffff where
-   q >= 0), then the widen, products and the two accumulators (lanes 0-3, 4-7).
-   The widen interleaves zeros below each value (an i16x8 unpack: 32-bit lane
-   i = s_i << 16), one instruction where extend + shl takes two (V8: 1.5x
-   faster page_bounds, measured). */
-static inline void bound_step(v128_t *a0, v128_t *a1, v128_t q0, v128_t q1, v128_t sel,
-                              v128_t lo, v128_t hi) {
-    const v128_t s = wasm_v128_bitselect(hi, lo, sel), z = wasm_i16x8_splat(0);
-    const v128_t w0 = wasm_i16x8_shuffle(z, s, 0, 8, 1, 9, 2, 10, 3, 11);
-    const v128_t w1 = wasm_i16x8_shuffle(z, s, 4, 12, 5, 13, 6, 14, 7, 15);
-    *a0 = wasm_f32x4_add(*a0, wasm_f32x4_mul(q0, w0));
-    *a1 = wasm_f32x4_add(*a1, wasm_f32x4_mul(q1, w1));
+/* 8 channels of one page (pairs at b): the products added to the two
+   accumulators (lanes 0-3, 4-7). */
+static inline void bound_step(v128_t *a0, v128_t *a1, v128_t q0, v128_t q1, v128_t c0, v128_t c1,
+                              const uint16_t *b) {
+    *a0 = wasm_f32x4_add(*a0, wasm_f32x4_mul(q0, wasm_i8x16_swizzle(wasm_v128_load(b), c0)));
+    *a1 = wasm_f32x4_add(*a1, wasm_f32x4_mul(q1, wasm_i8x16_swizzle(wasm_v128_load(b + 8), c1)));
 }
 
-/* 0xffff in the 16-bit lanes where q >= 0 (-0 included), from 8 floats. */
-static inline v128_t sel_mask(v128_t q0, v128_t q1) {
-    const v128_t zero = wasm_f32x4_splat(0.0f);
-    return wasm_i16x8_narrow_i32x4(wasm_f32x4_ge(q0, zero), wasm_f32x4_ge(q1, zero));
+/* The first m (1..7) channel pairs of b in a zeroed buffer (reads nothing past them). */
+static inline void pairs_part(const uint16_t *b, size_t m, uint16_t buf[2 * LANES]) {
+    memset(buf, 0, 2 * LANES * sizeof *buf);
+    memcpy(buf, b, 2 * m * sizeof *b);
 }
 
-/* Pages a and b (min row; max row at + d): lo/hi accumulators. */
-static inline void bound_pair(const float *q, const uint16_t *a, const uint16_t *b, size_t d,
-                              size_t dfull, size_t dtail, v128_t qt_lo, v128_t qt_hi,
-                              v128_t lo[2], v128_t hi[2]) {
+/* Pages a and b: lo/hi accumulators. */
+static inline void bound_pair(const float *q, const uint16_t *a, const uint16_t *b, size_t dfull,
+                              size_t dtail, v128_t qt_lo, v128_t qt_hi, v128_t lo[2], v128_t hi[2]) {
     v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, b0 = a0, b1 = a0;
     for (size_t j = 0; j < dfull; j += LANES) {
         const v128_t q0 = wasm_v128_load(q + j), q1 = wasm_v128_load(q + j + 4);
-        const v128_t sel = sel_mask(q0, q1);
-        bound_step(&a0, &a1, q0, q1, sel, wasm_v128_load(a + j), wasm_v128_load(a + d + j));
-        bound_step(&b0, &b1, q0, q1, sel, wasm_v128_load(b + j), wasm_v128_load(b + d + j));
+        const v128_t c0 = select_control(q0), c1 = select_control(q1);
+        bound_step(&a0, &a1, q0, q1, c0, c1, a + 2 * j);
+        bound_step(&b0, &b1, q0, q1, c0, c1, b + 2 * j);
     }
-    if (dtail) { /* remainder: +0 * +0 = +0 past d, which leaves a lane unchanged */
-        const v128_t sel = sel_mask(qt_lo, qt_hi);
-        bound_step(&a0, &a1, qt_lo, qt_hi, sel, load_bf16_part(a + dfull, dtail),
-                   load_bf16_part(a + d + dfull, dtail));
-        bound_step(&b0, &b1, qt_lo, qt_hi, sel, load_bf16_part(b + dfull, dtail),
-                   load_bf16_part(b + d + dfull, dtail));
+    if (dtail) { /* remainder: q = +0 selects a zero of the padding, +0 * 0 = +0 */
+        const v128_t c0 = select_control(qt_lo), c1 = select_control(qt_hi);
+        uint16_t buf[2 * LANES];
+        pairs_part(a + 2 * dfull, dtail, buf);
+        bound_step(&a0, &a1, qt_lo, qt_hi, c0, c1, buf);
+        pairs_part(b + 2 * dfull, dtail, buf);
+        bound_step(&b0, &b1, qt_lo, qt_hi, c0, c1, buf);
     }
     lo[0] = a0, hi[0] = a1, lo[1] = b0, hi[1] = b1;
 }
@@ -228,12 +226,12 @@ static void page_bounds_wasmsimd(const uint16_t *summ, size_t n, size_t d, const
     const v128_t vscale = wasm_f32x4_splat(scale);
     for (size_t p = 0; p < n; p += ROWS) {
         const size_t m = n - p < ROWS ? n - p : ROWS;
-        const uint16_t *mn[ROWS]; /* page's min row; its max row follows at + d */
+        const uint16_t *mn[ROWS]; /* the rows' (lo, hi) pairs */
         for (size_t t = 0; t < ROWS; t++) mn[t] = summ + (p + (t < m ? t : m - 1)) * 2 * d;
         v128_t lo[ROWS], hi[ROWS];
-        bound_pair(q, mn[0], mn[1], d, dfull, dtail, qt_lo, qt_hi, lo, hi);
+        bound_pair(q, mn[0], mn[1], dfull, dtail, qt_lo, qt_hi, lo, hi);
         if (m > 2)
-            bound_pair(q, mn[2], mn[3], d, dfull, dtail, qt_lo, qt_hi, lo + 2, hi + 2);
+            bound_pair(q, mn[2], mn[3], dfull, dtail, qt_lo, qt_hi, lo + 2, hi + 2);
         else
             lo[2] = lo[3] = lo[1], hi[2] = hi[3] = hi[1];
         store_first(out + p, wasm_f32x4_mul(vscale, combine4(lo, hi)), m);
