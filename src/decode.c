@@ -415,7 +415,7 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
     dg->effective_support = (float)fmin(fmax(exp(H), 1.0), (double)nc);
     dg->gap = (float)gap;
     dg->leakage_bound = nc == T ? 0.0f : (float)fmin(1.0, (double)(T - nc) / nc * exp(-gap));
-    dg->rho_cert = round_up(rho * (1 + 1e-12));
+    dg->rho_cert = fminf(1.0f, round_up(rho * (1 + 1e-12))); /* a mass: never above 1 */
     dg->error_bound = round_up((rho * (onorm * (1 + 1e-12) + fterm + vmax_off) + fterm) * (1 + 1e-12));
     dg->output_norm = (float)onorm;
     dg->residual = 0.0f;

@@ -217,7 +217,7 @@ export interface Cache {
   /**
    * The candidate tokens of the last successful decode() for query head `head`
    * (increasing; every token for a head that fell back to dense; empty after
-   * append or truncate).
+   * an append or a truncate that changed the cache).
    */
   lastCandidates(head: number): Uint32Array;
   /** The pages routed by the last successful decode() for query head `head` (increasing). */

@@ -612,7 +612,7 @@ class Cache {
   /**
    * The candidate tokens of the last successful decode() for query head
    * `head`, increasing (every token for a head that fell back to dense;
-   * empty after append or truncate).
+   * empty after an append or a truncate that changed the cache).
    * @param {number} head
    * @returns {Uint32Array}
    */
