@@ -337,11 +337,24 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
         cmin = w->cs[i] < cmin ? w->cs[i] : cmin;
         w->rows[i] = vs_page_values(c, t / S, g) + (size_t)(t % S) * dv;
     }
+    /* Z and sum_i w_i v_i in blocks of B = VS_CHUNK_TOKENS candidates, each
+       block summed on its own, as in dense decode: with a large candidate set
+       a running sum near the largest terms would swallow the small ones; this
+       way rounding grows with B + nc / B terms. */
     const float m = K->max(w->cs, nc);
-    const float Z = K->exp_sum(w->w, nc, m); /* >= 1: the max term is exactly 1 */
-    float *acc = w->acc + (size_t)h * dv;
+    const size_t B = VS_CHUNK_TOKENS, nb0 = nc < B ? nc : B;
+    float Z = K->exp_sum(w->w, nb0, m); /* >= 1 when it holds the max term (exactly 1) */
+    float *acc = w->acc + (size_t)h * dv, *block_acc = w->acc + (size_t)c->cfg.heads * dv;
+    const float one = 1.0f, *block_row = block_acc;
     memset(acc, 0, dv * sizeof(float));
-    K->accum(w->rows, w->w, nc, dv, acc);
+    K->accum(w->rows, w->w, nb0, dv, acc);
+    for (size_t i = B; i < nc; i += B) {
+        const size_t nb = nc - i < B ? nc - i : B;
+        Z = Z + K->exp_sum(w->w + i, nb, m);
+        memset(block_acc, 0, dv * sizeof(float));
+        K->accum(w->rows + i, w->w + i, nb, dv, block_acc);
+        K->accum(&block_row, &one, 1, dv, acc); /* acc += block_acc */
+    }
     for (uint32_t j = 0; j < dv; j++) out[j] = acc[j] / Z;
 
     /* certify: what the candidates left out */
@@ -387,7 +400,9 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
     const float vmax_u = nr < np ? K->max(vnorm, np) : 0.0f;
 
     const size_t nmax = nc > nrn ? (nc > np ? nc : np) : (nrn > np ? nrn : np);
-    const double gz = gamma_n(ceil(nmax / 8.0) + 3);
+    /* sums: canonical ones of up to nmax terms; Z: canonical within blocks, then sequential */
+    const double z_depth = ceil((double)nb0 / 8.0) + 3 + ceil((double)nc / VS_CHUNK_TOKENS);
+    const double gz = gamma_n(fmax(ceil(nmax / 8.0) + 3, z_depth));
     const double kappa = exp(ds + 100 * U24) * (1 + VS_EXP_REL_ERR);
     const double drop = exp(VS_EXP_LO + ds + 1e-5);
     /* everything in the log domain relative to e^m */
@@ -402,7 +417,9 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
 
     const double onorm = norm2(out, dv);
     const double vmax_off = nrn ? (vmax_u > vmax_r ? vmax_u : vmax_r) : vmax_u;
-    const double fterm = rounding_term(vmax_r, kappa, gz, (double)nc, nc * drop, (double)nc, dv);
+    const double nblocks = ceil((double)nc / VS_CHUNK_TOKENS);
+    const double fterm = rounding_term(vmax_r, kappa, gz, (double)nb0 + nblocks, nc * drop,
+                                       (double)nc + nblocks, dv);
     double ent = 0;
     for (size_t i = 0; i < nc; i++) ent += (double)w->w[i] * ((double)w->cs[i] - m);
     const double H = log((double)Z) - ent / Z;
