@@ -6,6 +6,7 @@
  *   vashista eval   [options]          sparse decode quality vs a float64 reference
  *   vashista vectors DIR               write golden vectors (tests/vectors/FORMAT.md)
  *   vashista parity DIR                recompute golden vectors and compare
+ *   vashista soak   [options]          long run with truncations: memory bounded, sparse == dense
  *
  * Every subcommand takes --json (machine-readable JSON on stdout, nothing
  * else there) and --help. Progress goes to stderr. Exit codes: 0 success,
@@ -1478,6 +1479,401 @@ static int cmd_parity(args *a) {
 }
 
 /* ======================================================================== */
+/* ---- soak ----------------------------------------------------------------- */
+/* ======================================================================== */
+
+static const char *help_soak =
+    "usage: vashista soak [options]\n"
+    "\n"
+    "A long run on one cache, checking that nothing drifts or leaks. The cache is\n"
+    "filled from the needle workload up to --tokens (appended in chunks of 16K\n"
+    "tokens), then --decodes sparse decodes run with the default options and fresh\n"
+    "queries (decode i uses workload query step i). Every --truncate-every decodes\n"
+    "the cache is truncated by a random 1..--max-truncate tokens (seeded PRNG,\n"
+    "mulberry32 of the seed) and the same tokens are re-appended from the\n"
+    "workload, so it returns to full length. Checks:\n"
+    "  - every decode's output is finite, and every head's rho_cert is in [0, 1]\n"
+    "    and its error bound >= 0;\n"
+    "  - full coverage: after the fill, every --check-every decodes, around the\n"
+    "    first 4 truncations (truncated and re-appended) and at the end, a sparse\n"
+    "    decode with pages >= the cache's pages and candidates >= its length must\n"
+    "    match the dense decode within --tol (relative L2, per head) and within\n"
+    "    its error bound, with rho_cert = 0, fallback none, every token a\n"
+    "    candidate; at full length, query step 0 must also give bit for bit the\n"
+    "    sparse and dense outputs it gave after the fill (same tokens, same cache);\n"
+    "  - memory: the baseline is taken after the fill and the first full-coverage\n"
+    "    check (which sizes the decode scratch). Every --sample-every decodes the\n"
+    "    process RSS (/proc/self/statm) must stay below baseline + max(5%, 16 MiB)\n"
+    "    and vs_cache_get_info().reserved_bytes below baseline + 1% + 64 KiB.\n"
+    "Stops at the first failure. Exit status 1 if any check failed.\n"
+    "\n"
+    "options:\n"
+    "  --tokens N          cache length  [1M]\n"
+    "  --decodes N         sparse decodes  [100K]\n"
+    "  --heads N --kv-heads N --d N --dv N   shape  [2 1 64 64]\n"
+    "  --page S            page size  [library default]\n"
+    "  --seed N            workload and truncation seed  [1]\n"
+    "  --truncate-every N  decodes between truncations, 0 for none  [100]\n"
+    "  --max-truncate N    largest truncation in tokens  [4096]\n"
+    "  --check-every N     decodes between full-coverage checks  [2000]\n"
+    "  --sample-every N    decodes between memory samples  [1000]\n"
+    "  --tol X             relative tolerance of full coverage vs dense  [1e-5]\n"
+    "  --isa auto|scalar|avx2   instruction set  [auto]\n"
+    "  --json              JSON on stdout\n"
+    "  --quiet             no progress on stderr\n";
+
+/* mulberry32: the truncation sizes (web/bench/soak.mjs uses the same). */
+static uint32_t soak_rand(uint32_t *s) {
+    uint32_t t = (*s += 0x6d2b79f5u);
+    t = (t ^ (t >> 15)) * (t | 1u);
+    t ^= t + (t ^ (t >> 7)) * (t | 61u);
+    return t ^ (t >> 14);
+}
+
+/* Resident set size in bytes, or 0 where /proc/self/statm is unavailable. */
+static double soak_rss(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long long size = 0, res = 0;
+    int ok = fscanf(f, "%llu %llu", &size, &res) == 2;
+    fclose(f);
+    return ok ? (double)res * (double)sysconf(_SC_PAGESIZE) : 0;
+}
+
+typedef struct soak_state {
+    vs_cache *cache;
+    const vs_workload *w;
+    float *kbuf, *vbuf;   /* one append chunk */
+    float *q, *out, *dense;
+    float *ref_out, *ref_dense; /* step 0 at full length, after the fill */
+    int have_ref;
+    vs_head_diag *diag;
+    double tol, max_rel, max_rel_bound, max_tol;
+    uint64_t checks, repro_checks;
+    char fail[256];
+} soak_state;
+
+#define SOAK_CHUNK 16384u
+
+/* Appends workload tokens [start, end) in chunks. */
+static void soak_append(soak_state *s, uint32_t start, uint32_t end) {
+    const vs_workload *w = s->w;
+    size_t krow = (size_t)w->kv_heads * w->head_dim, vrow = (size_t)w->kv_heads * w->value_dim;
+    for (uint32_t t = start; t < end; t += SOAK_CHUNK) {
+        uint32_t n = end - t < SOAK_CHUNK ? end - t : SOAK_CHUNK;
+        check_status(vs_workload_tokens(w, t, n, s->kbuf, s->vbuf), "vs_workload_tokens");
+        check_status(vs_cache_append(s->cache, s->kbuf, (size_t)n * krow, s->vbuf, (size_t)n * vrow),
+                     "vs_cache_append");
+    }
+}
+
+/* Full-coverage sparse decode and dense decode of query step `step` into s->out, s->dense. */
+static void soak_full_decode(soak_state *s, uint32_t step, vs_cache_info *info) {
+    const vs_workload *w = s->w;
+    const size_t qn = (size_t)w->heads * w->head_dim, on = (size_t)w->heads * w->value_dim;
+    check_status(vs_cache_get_info(s->cache, info), "vs_cache_get_info");
+    check_status(vs_workload_queries(w, step, s->q), "vs_workload_queries");
+    vs_decode_options o;
+    vs_decode_options_default(&o);
+    o.pages = info->pages;
+    o.candidates = info->length;
+    check_status(vs_decode(s->cache, s->q, qn, &o, s->out, on, s->diag, w->heads), "full-coverage vs_decode");
+    check_status(vs_decode_dense(s->cache, s->q, qn, o.scale, s->dense, on), "vs_decode_dense");
+}
+
+/* Full-coverage sparse decode vs dense with query step `step`; at full length
+   also step 0 again, which must reproduce the outputs after the fill bit for
+   bit (the same tokens are back in the cache). 0 ok, 1 failed (s->fail set). */
+static int soak_full_check(soak_state *s, uint32_t step, const char *when) {
+    const vs_workload *w = s->w;
+    const size_t on = (size_t)w->heads * w->value_dim;
+    vs_cache_info info;
+    soak_full_decode(s, step, &info);
+    s->checks++;
+    for (uint32_t h = 0; h < w->heads; h++) {
+        const vs_head_diag *g = &s->diag[h];
+        double e = 0, r = 0;
+        int finite = 1;
+        for (size_t j = 0; j < w->value_dim; j++) {
+            double a = s->out[h * w->value_dim + j], b = s->dense[h * w->value_dim + j];
+            finite &= isfinite(a) && isfinite(b);
+            e += (a - b) * (a - b);
+            r += b * b;
+        }
+        double rel = r > 0 ? sqrt(e / r) : sqrt(e);
+        double rb = g->error_bound / fmax(sqrt(r), 1e-30);
+        if (finite && rel > s->max_rel) s->max_rel = rel;
+        if (finite && rb > s->max_rel_bound) s->max_rel_bound = rb;
+        const double tol = s->tol;
+        if (tol > s->max_tol) s->max_tol = tol;
+        const char *why = !finite                          ? "non-finite output"
+                          : !(rel <= tol)                  ? "sparse differs from dense"
+                          : !(sqrt(e) <= g->error_bound + 1e-6 * sqrt(r))
+                              ? "||sparse - dense|| above the error bound"
+                          : g->rho_cert != 0.0f            ? "rho_cert != 0"
+                          : g->fallback != VS_FALLBACK_NONE ? "fallback is not none"
+                          : g->candidates != info.length   ? "not every token is a candidate"
+                          : !(g->error_bound >= 0)         ? "error bound < 0 or NaN"
+                                                           : NULL;
+        if (why) {
+            snprintf(s->fail, sizeof s->fail,
+                     "full-coverage check (%s, length %u, step %u), head %u: %s (rel diff %.3g, "
+                     "tol %.3g, rho_cert %g, fallback %u, candidates %u)",
+                     when, info.length, step, h, why, rel, tol, (double)g->rho_cert, g->fallback,
+                     g->candidates);
+            return 1;
+        }
+    }
+    if (info.length != w->T) return 0;
+    if (!s->have_ref) {
+        if (step != 0) soak_full_decode(s, 0, &info);
+        memcpy(s->ref_out, s->out, on * sizeof(float));
+        memcpy(s->ref_dense, s->dense, on * sizeof(float));
+        s->have_ref = 1;
+        return 0;
+    }
+    soak_full_decode(s, 0, &info);
+    s->repro_checks++;
+    if (memcmp(s->out, s->ref_out, on * sizeof(float)) || memcmp(s->dense, s->ref_dense, on * sizeof(float))) {
+        snprintf(s->fail, sizeof s->fail,
+                 "reproduction check (%s): step 0 at full length no longer gives the %s output it gave "
+                 "after the fill",
+                 when, memcmp(s->out, s->ref_out, on * sizeof(float)) ? "sparse" : "dense");
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_soak(args *a) {
+    if (a->help) return fputs(help_soak, stdout), 0;
+    apply_isa(a);
+    vs_workload w;
+    vs_workload_default(&w, VS_WL_NEEDLE);
+    w.T = arg_u32(a, "tokens", 1u << 20, 2, VS_MAX_TOKENS);
+    uint32_t decodes = arg_u32(a, "decodes", 100u * 1024, 1, UINT32_MAX);
+    w.heads = arg_u32(a, "heads", 2, 1, VS_MAX_HEADS);
+    w.kv_heads = arg_u32(a, "kv-heads", 1, 1, VS_MAX_HEADS);
+    w.head_dim = arg_u32(a, "d", 64, 1, VS_MAX_DIM);
+    w.value_dim = arg_u32(a, "dv", w.head_dim, 1, VS_MAX_DIM);
+    if (w.heads % w.kv_heads) die_usage("--heads %u is not a multiple of --kv-heads %u", w.heads, w.kv_heads);
+    uint32_t page = arg_u32(a, "page", VS_DEFAULT_PAGE_SIZE, 1, VS_MAX_PAGE_SIZE);
+    const char *seed_s = arg_get(a, "seed");
+    if (seed_s) {
+        uint64_t v;
+        if (!parse_u64(seed_s, &v)) die_usage("--seed: '%s' is not an unsigned integer", seed_s);
+        set_workload_seed(&w, v);
+    }
+    uint32_t trunc_every = arg_u32(a, "truncate-every", 100, 0, UINT32_MAX);
+    uint32_t max_trunc = arg_u32(a, "max-truncate", 4096, 1, VS_MAX_TOKENS);
+    uint32_t check_every = arg_u32(a, "check-every", 2000, 1, UINT32_MAX);
+    uint32_t sample_every = arg_u32(a, "sample-every", 1000, 1, UINT32_MAX);
+    const double tol = arg_double(a, "tol", 1e-5, 0, 1);
+    arg_finish(a, 0);
+    check_workload(&w);
+    if (max_trunc > w.T - 1) max_trunc = w.T - 1;
+
+    const size_t qn = (size_t)w.heads * w.head_dim, on = (size_t)w.heads * w.value_dim;
+    soak_state s;
+    memset(&s, 0, sizeof s);
+    s.w = &w;
+    s.tol = tol;
+    s.kbuf = xmalloc((size_t)SOAK_CHUNK * w.kv_heads * w.head_dim * sizeof(float));
+    s.vbuf = xmalloc((size_t)SOAK_CHUNK * w.kv_heads * w.value_dim * sizeof(float));
+    s.q = xmalloc(qn * sizeof(float));
+    s.out = xmalloc(on * sizeof(float));
+    s.dense = xmalloc(on * sizeof(float));
+    s.ref_out = xmalloc(on * sizeof(float));
+    s.ref_dense = xmalloc(on * sizeof(float));
+    s.diag = xmalloc(w.heads * sizeof *s.diag);
+    uint32_t rng = (uint32_t)(workload_seed(&w) ^ (workload_seed(&w) >> 32)) ^ 0x50a4c0deu;
+
+    /* ---- fill ---- */
+    const double t_start = now_s();
+    vs_cache_config cfg = {w.heads, w.kv_heads, w.head_dim, w.value_dim, page, VS_DTYPE_F32};
+    check_status(vs_cache_create(&cfg, &s.cache), "vs_cache_create");
+    for (uint32_t t = 0; t < w.T; t += 8 * SOAK_CHUNK) {
+        uint32_t end = w.T - t < 8 * SOAK_CHUNK ? w.T : t + 8 * SOAK_CHUNK;
+        soak_append(&s, t, end);
+        progress(end == w.T, "soak: filling the cache, %u / %u tokens", end, w.T);
+    }
+    const double fill_s = now_s() - t_start;
+    vs_cache_info info;
+    int failed = soak_full_check(&s, 0, "after the fill");
+    check_status(vs_cache_get_info(s.cache, &info), "vs_cache_get_info");
+    const double rss_base = soak_rss(), res_base = info.reserved_bytes;
+    const double rss_limit = rss_base + fmax(0.05 * rss_base, 16.0 * 1048576);
+    const double res_limit = floor(res_base * 1.01) + 65536;
+    double rss_peak = rss_base, res_peak = res_base, rss_now = rss_base, res_now = res_base;
+    uint64_t samples = 1, truncations = 0, retokens = 0;
+    double decode_s = 0;
+    uint32_t done = 0;
+
+    /* ---- decodes ---- */
+    const double t_loop = now_s();
+    vs_decode_options o;
+    vs_decode_options_default(&o);
+    for (uint32_t i = 0; i < decodes && !failed; i++) {
+        if (trunc_every && i > 0 && i % trunc_every == 0) {
+            uint32_t n = 1 + soak_rand(&rng) % max_trunc;
+            check_status(vs_cache_truncate(s.cache, w.T - n), "vs_cache_truncate");
+            truncations++;
+            retokens += n;
+            if (truncations <= 4 && (failed = soak_full_check(&s, i, "truncated"))) break;
+            soak_append(&s, w.T - n, w.T);
+            if (truncations <= 4 && (failed = soak_full_check(&s, i, "re-appended"))) break;
+        }
+        check_status(vs_workload_queries(&w, i, s.q), "vs_workload_queries");
+        double t0 = now_s();
+        check_status(vs_decode(s.cache, s.q, qn, &o, s.out, on, s.diag, w.heads), "vs_decode");
+        decode_s += now_s() - t0;
+        done = i + 1;
+        for (size_t j = 0; j < on && !failed; j++)
+            if (!isfinite(s.out[j])) {
+                snprintf(s.fail, sizeof s.fail, "decode %u: non-finite output element %zu", i, j);
+                failed = 1;
+            }
+        for (uint32_t h = 0; h < w.heads && !failed; h++) {
+            const vs_head_diag *g = &s.diag[h];
+            if (!(g->rho_cert >= 0 && g->rho_cert <= 1 && g->error_bound >= 0)) {
+                snprintf(s.fail, sizeof s.fail, "decode %u, head %u: rho_cert %g, error bound %g", i, h,
+                         (double)g->rho_cert, (double)g->error_bound);
+                failed = 1;
+            }
+        }
+        if (failed) break;
+        if (done % check_every == 0 && (failed = soak_full_check(&s, done, "periodic"))) break;
+        if (done % sample_every == 0 || done == decodes) {
+            rss_now = soak_rss();
+            check_status(vs_cache_get_info(s.cache, &info), "vs_cache_get_info");
+            res_now = info.reserved_bytes;
+            samples++;
+            rss_peak = fmax(rss_peak, rss_now);
+            res_peak = fmax(res_peak, res_now);
+            if (rss_now > rss_limit) {
+                snprintf(s.fail, sizeof s.fail, "decode %u: RSS %.1f MiB above the limit %.1f MiB", done,
+                         rss_now / 1048576, rss_limit / 1048576);
+                failed = 1;
+            } else if (res_now > res_limit) {
+                snprintf(s.fail, sizeof s.fail, "decode %u: reserved bytes %.0f above the limit %.0f",
+                         done, res_now, res_limit);
+                failed = 1;
+            }
+            progress(0, "soak: %u / %u decodes, %llu truncations, RSS %.1f MiB, max rel diff %.3g",
+                     done, decodes, (unsigned long long)truncations, rss_now / 1048576, s.max_rel);
+        }
+    }
+    if (!failed && done % check_every != 0) failed = soak_full_check(&s, done, "at the end");
+    const double loop_s = now_s() - t_loop, total_s = now_s() - t_start;
+    progress_done();
+    if (!failed && w.T > 0) {
+        size_t len;
+        check_status(vs_cache_length(s.cache, &len), "vs_cache_length");
+        if (len != w.T) {
+            snprintf(s.fail, sizeof s.fail, "final length %zu != %u", len, w.T);
+            failed = 1;
+        }
+    }
+    const int pass = !failed;
+
+    if (a->json) {
+        jw j = {stdout, 0, {0}};
+        jw_obj(&j, NULL);
+        jw_str(&j, "command", "soak");
+        jw_str(&j, "runtime", "native");
+        jw_str(&j, "version", vs_version_string());
+        jw_str(&j, "isa", vs_isa_name());
+        jw_obj(&j, "shape");
+        jw_str(&j, "workload", "needle");
+        jw_int(&j, "tokens", w.T);
+        jw_int(&j, "heads", w.heads);
+        jw_int(&j, "kv_heads", w.kv_heads);
+        jw_int(&j, "head_dim", w.head_dim);
+        jw_int(&j, "value_dim", w.value_dim);
+        jw_int(&j, "page_size", page);
+        jw_int(&j, "seed", (long long)workload_seed(&w));
+        jw_end(&j);
+        jw_obj(&j, "options");
+        jw_int(&j, "pages", o.pages);
+        jw_int(&j, "candidates", o.candidates);
+        jw_int(&j, "sink_pages", o.sink_pages);
+        jw_int(&j, "recent_pages", o.recent_pages);
+        jw_int(&j, "truncate_every", trunc_every);
+        jw_int(&j, "max_truncate", max_trunc);
+        jw_int(&j, "check_every", check_every);
+        jw_int(&j, "sample_every", sample_every);
+        jw_num(&j, "tol", tol);
+        jw_end(&j);
+        jw_int(&j, "decodes", done);
+        jw_int(&j, "truncations", (long long)truncations);
+        jw_int(&j, "reappended_tokens", (long long)retokens);
+        jw_num(&j, "fill_s", fill_s);
+        jw_num(&j, "loop_s", loop_s);
+        jw_num(&j, "time_s", total_s);
+        jw_num(&j, "decodes_per_s", done / loop_s);
+        jw_num(&j, "mean_decode_ms", done ? 1e3 * decode_s / done : NAN);
+        jw_obj(&j, "memory");
+        jw_str(&j, "kind", "rss");
+        jw_num(&j, "baseline_bytes", rss_base);
+        jw_num(&j, "limit_bytes", rss_limit);
+        jw_num(&j, "peak_bytes", rss_peak);
+        jw_num(&j, "final_bytes", rss_now);
+        jw_int(&j, "samples", (long long)samples);
+        jw_end(&j);
+        jw_obj(&j, "reserved");
+        jw_num(&j, "baseline_bytes", res_base);
+        jw_num(&j, "limit_bytes", res_limit);
+        jw_num(&j, "peak_bytes", res_peak);
+        jw_num(&j, "final_bytes", res_now);
+        jw_end(&j);
+        jw_int(&j, "full_checks", (long long)s.checks);
+        jw_int(&j, "reproduction_checks", (long long)s.repro_checks);
+        jw_num(&j, "max_rel_diff", s.max_rel);
+        jw_num(&j, "max_tol", s.max_tol);
+        jw_num(&j, "max_rel_error_bound", s.max_rel_bound);
+        jw_bool(&j, "pass", pass);
+        if (!pass) jw_str(&j, "failure", s.fail);
+        jw_end(&j);
+    } else {
+        const double MiB = 1048576;
+        printf("vashista soak: native, isa %s, needle workload, %u tokens, heads %u/%u, d %u, dv %u, "
+               "page %u, seed %llu\n",
+               vs_isa_name(), w.T, w.heads, w.kv_heads, w.head_dim, w.value_dim, page,
+               (unsigned long long)workload_seed(&w));
+        printf("decode options: library defaults (pages %u, candidates %u, sink %u, recent %u)\n", o.pages,
+               o.candidates, o.sink_pages, o.recent_pages);
+        printf("fill:           %u tokens in %.2f s\n", w.T, fill_s);
+        printf("decodes:        %u in %.2f s (%.0f/s including checks and truncations; sparse decode "
+               "%.3f ms mean)\n",
+               done, loop_s, done / loop_s, done ? 1e3 * decode_s / done : 0.0);
+        printf("truncations:    %llu of 1..%u tokens every %u decodes, %llu tokens re-appended\n",
+               (unsigned long long)truncations, max_trunc, trunc_every, (unsigned long long)retokens);
+        printf("RSS:            baseline %.1f MiB, peak %.1f MiB, final %.1f MiB (limit %.1f MiB, %llu "
+               "samples)\n",
+               rss_base / MiB, rss_peak / MiB, rss_now / MiB, rss_limit / MiB, (unsigned long long)samples);
+        printf("reserved bytes: baseline %.0f, peak %.0f, final %.0f (limit %.0f)\n", res_base, res_peak,
+               res_now, res_limit);
+        printf("full coverage:  %llu checks vs dense: max rel diff %.3g (tol %.3g), max error bound "
+               "%.3g (rel)\n",
+               (unsigned long long)s.checks, s.max_rel, s.max_tol, s.max_rel_bound);
+        printf("reproduction:   %llu checks: step 0 at full length bit-identical to after the fill\n",
+               (unsigned long long)s.repro_checks);
+        printf("total time:     %.2f s\n", total_s);
+        if (pass) printf("PASS\n");
+        else printf("FAIL: %s\n", s.fail);
+    }
+    vs_cache_free(s.cache);
+    free(s.kbuf);
+    free(s.vbuf);
+    free(s.q);
+    free(s.out);
+    free(s.dense);
+    free(s.ref_out);
+    free(s.ref_dense);
+    free(s.diag);
+    return pass ? 0 : 1;
+}
+
+/* ======================================================================== */
 /* ---- main ------------------------------------------------------------------ */
 /* ======================================================================== */
 
@@ -1490,6 +1886,7 @@ static const char *help_main =
     "  eval              sparse decode quality against a float64 reference\n"
     "  vectors DIR       write golden vectors\n"
     "  parity DIR        recompute golden vectors and compare\n"
+    "  soak              long run: 1M tokens, 100K decodes, truncations; memory and correctness\n"
     "\n"
     "Every command takes --help and --json. Exit status: 0 ok, 1 failure, 2 usage error.\n"
     "The environment variable VASHISTA_ISA (scalar, avx2) forces an instruction set.\n";
@@ -1521,6 +1918,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return cmd_eval(&a);
     if (strcmp(cmd, "vectors") == 0) return cmd_vectors(&a);
     if (strcmp(cmd, "parity") == 0) return cmd_parity(&a);
+    if (strcmp(cmd, "soak") == 0) return cmd_soak(&a);
     g_cmd = "vashista";
-    die_usage("unknown command '%s' (info, bench, eval, vectors, parity)", cmd);
+    die_usage("unknown command '%s' (info, bench, eval, vectors, parity, soak)", cmd);
 }
