@@ -3,48 +3,64 @@
 
 #include "kernels.h"
 
-/* a is better than b: larger value, or equal value and lower index. */
-static int better(vs_topk_item a, vs_topk_item b) {
-    return a.value > b.value || (a.value == b.value && a.index < b.index);
+/* An item's rank as one 64-bit key: larger key = better item (larger value,
+   or equal value and lower index). The value's float bits are mapped to an
+   order-preserving unsigned integer (-0 first made +0: they are equal
+   values), the index is complemented. One integer compare per comparison
+   lets the compiler select without branches: selection data are random, so
+   branches would be mispredicted half the time. */
+static uint64_t rank_key(float value, uint32_t index) {
+    const float v = value + 0.0f; /* -0 -> +0 */
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ((uint64_t)u << 32) | (uint32_t)~index;
 }
 
-/* Rearranges t[0..n) so that t[k] is the item that would be at position k if
-   t were sorted best first (Hoare partition, median of three; iterative). */
-static void select_kth(vs_topk_item *t, size_t n, size_t k) {
-    size_t lo = 0, hi = n - 1;
-    while (hi > lo) {
-        size_t mid = lo + (hi - lo) / 2;
-        vs_topk_item a = t[lo], b = t[mid], c = t[hi], pivot;
-        if (better(a, b)) pivot = better(b, c) ? b : (better(a, c) ? c : a);
-        else pivot = better(a, c) ? a : (better(b, c) ? c : b);
-        size_t i = lo, j = hi;
-        for (;;) {
-            while (better(t[i], pivot)) i++;
-            while (better(pivot, t[j])) j--;
-            if (i >= j) break;
-            vs_topk_item x = t[i];
-            t[i] = t[j];
-            t[j] = x;
-            i++;
-            j--;
+/* Rearranges t[0..n) so that t[k] is the k-th largest (0-based): Lomuto
+   partitions around a median of three, with branch-free swaps; iterative. */
+static void select_kth(uint64_t *t, size_t n, size_t k) {
+    size_t lo = 0, hi = n; /* [lo, hi) holds position k */
+    while (hi - lo > 1) {
+        const size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        const uint64_t a = t[lo], b = t[mid], c = t[last];
+        /* median of a, b, c to the end, as the pivot */
+        const size_t med = (a > b) ? ((b > c) ? mid : (a > c ? last : lo))
+                                   : ((a > c) ? lo : (b > c ? last : mid));
+        const uint64_t pivot = t[med];
+        t[med] = t[last];
+        t[last] = pivot;
+        size_t store = lo;
+        for (size_t i = lo; i < last; i++) {
+            const uint64_t x = t[i], y = t[store];
+            const int better = x > pivot;
+            t[i] = better ? y : x;
+            t[store] = better ? x : y;
+            store += (size_t)better;
         }
-        /* now t[lo..j] are at least as good as pivot, t[j+1..hi] at most */
-        if (k <= j) hi = j;
-        else lo = j + 1;
+        t[last] = t[store];
+        t[store] = pivot; /* t[lo..store) > pivot > t(store..hi) */
+        if (k == store) return;
+        if (k < store) hi = store;
+        else lo = store + 1;
     }
 }
 
 /* Keeps the k best of the buffer, in index order, and sets the threshold. */
 static void shrink(vs_topk_buf *h) {
-    vs_topk_item *tmp = h->item + 2 * h->k;
-    memcpy(tmp, h->item, h->size * sizeof *tmp);
-    select_kth(tmp, h->size, h->k - 1);
-    const vs_topk_item worst = tmp[h->k - 1];
+    uint64_t *keys = (uint64_t *)(void *)(h->item + 2 * h->k); /* the 2k spare items */
+    for (size_t i = 0; i < h->size; i++) keys[i] = rank_key(h->item[i].value, h->item[i].index);
+    select_kth(keys, h->size, h->k - 1);
+    const uint64_t worst = keys[h->k - 1];
     size_t m = 0;
-    for (size_t i = 0; i < h->size; i++)
-        if (!better(worst, h->item[i])) h->item[m++] = h->item[i];
-    h->size = m; /* == k: items are distinct, so exactly k are at least as good */
-    h->thr = worst.value;
+    for (size_t i = 0; i < h->size; i++) {
+        h->item[m] = h->item[i];
+        m += rank_key(h->item[i].value, h->item[i].index) >= worst;
+    }
+    h->size = m; /* == k: keys are distinct, so exactly k are at least as good */
+    h->thr = h->item[0].value;
+    for (size_t i = 1; i < m; i++) /* the k-th best value: the smallest kept */
+        h->thr = h->item[i].value < h->thr ? h->item[i].value : h->thr;
     h->have_thr = 1;
 }
 
