@@ -1,0 +1,134 @@
+// The offline demo (demo/) in headless Chromium: demo/serve.mjs serves the
+// repository on 127.0.0.1, the page auto-runs a small configuration in its
+// Web Worker (?auto=1&report=1&...) and POSTs what it displays back; the
+// numbers must equal this process's own run of the package (same wasm, same
+// seed: bit-equal), every request must have gone to 127.0.0.1, and the page
+// must have seen no errors. Saves a screenshot to web/test-artifacts/.
+// tests/setup.sh installs Debian's chromium; without it this fails.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { init } from '../src/index.js';
+import { serve } from '../../demo/serve.mjs';
+import { configFrom, decodeOptions } from '../../demo/shared.js';
+
+const artifacts = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
+const chromium = ['chromium', 'chromium-browser', 'google-chrome'].find((c) => spawnSync('which', [c]).status === 0);
+const FLAGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--window-size=1280,900'];
+const QUERY = 'T=4096&heads=4&kvHeads=2&d=64&pageSize=32&P=8&Kc=64&workload=needle&seed=7&tolerance=0';
+/* JSON round trip, as the page's numbers went through it (Infinity -> null, -0 -> 0) */
+const viaJson = (x) => JSON.parse(JSON.stringify(x));
+
+async function nodeReference() {
+  const cfg = configFrom(new URLSearchParams(QUERY));
+  const vs = await init();
+  const wl = vs.workload({ kind: cfg.workload, T: cfg.T, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.d, valueDim: cfg.d, seed: cfg.seed });
+  const cache = vs.createCache({ heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.d, valueDim: cfg.d, pageSize: cfg.pageSize });
+  for (let s = 0; s < cfg.T; s += 1000) wl.appendTo(cache, s, Math.min(1000, cfg.T - s)); /* chunking differs from the page's on purpose */
+  const q = wl.queries(0);
+  const dense = cache.decodeDense(q);
+  const r = cache.decode(q, decodeOptions(cfg));
+  const out = { dense: Array.from(dense), sparse: Array.from(r.output), diagnostics: r.diagnostics,
+    candidates: Array.from(cache.lastCandidates(0)), routedPages: Array.from(cache.lastRoutedPages(0)), isa: vs.isa };
+  cache.free();
+  return viaJson(out);
+}
+
+/* Chromium with --remote-debugging-pipe: DevTools protocol messages, NUL-terminated JSON, on fds 3 (in) and 4 (out). */
+function runChromium(args, timeoutMs) {
+  const child = spawn(chromium, [...args, '--remote-debugging-pipe'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const timer = setTimeout(() => child.kill(), timeoutMs);
+  let id = 0;
+  let buffered = '';
+  const pending = new Map();
+  child.stdio[4].on('data', (chunk) => {
+    buffered += chunk.toString('utf8');
+    let end;
+    while ((end = buffered.indexOf('\0')) >= 0) {
+      const msg = JSON.parse(buffered.slice(0, end));
+      buffered = buffered.slice(end + 1);
+      const p = pending.get(msg.id);
+      if (p) {
+        pending.delete(msg.id);
+        if (msg.error) p.reject(new Error(JSON.stringify(msg.error)));
+        else p.resolve(msg.result);
+      }
+    }
+  });
+  child.stdio[3].on('error', () => {});
+  const send = (method, params = {}, sessionId) => new Promise((resolve, reject) => {
+    pending.set(++id, { resolve, reject });
+    child.stdio[3].write(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }) + '\0');
+  });
+  return { child, send, exited: exited.finally(() => clearTimeout(timer)) };
+}
+
+async function screenshot(browser, file) {
+  const { targetInfos } = await browser.send('Target.getTargets');
+  const page = targetInfos.find((t) => t.type === 'page');
+  const { sessionId } = await browser.send('Target.attachToTarget', { targetId: page.targetId, flatten: true });
+  await browser.send('Emulation.setDeviceMetricsOverride', { width: 1280, height: 900, deviceScaleFactor: 1, mobile: false }, sessionId);
+  const { data } = await browser.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true,
+    clip: { x: 0, y: 0, width: 1280, height: 1500, scale: 1 } }, sessionId);
+  await writeFile(file, Buffer.from(data, 'base64'));
+}
+
+test('demo page in headless Chromium: same numbers as the Node API, local requests only, no errors', { timeout: 60000 }, async () => {
+  assert.ok(chromium, 'no Chromium found: run tests/setup.sh (installs Debian chromium)');
+  const expected = await nodeReference();
+  let gotReport;
+  const report = new Promise((resolve) => { gotReport = resolve; });
+  const srv = await serve({ onReport: (body) => gotReport(body) });
+  const origin = new URL(srv.url).origin;
+  const profile = await mkdtemp(join(tmpdir(), 'vashista-demo-'));
+  const url = `${srv.url}?auto=1&report=1&${QUERY}`;
+  const browser = runChromium([...FLAGS, `--user-data-dir=${profile}`, url], 45000);
+  try {
+    const timer = setTimeout(() => gotReport({ ok: false, errors: ['timed out waiting for the page'] }), 40000);
+    const body = await Promise.race([report, browser.exited.then(() => report)]);
+    clearTimeout(timer);
+    assert.deepEqual(body.errors, [], 'the page saw errors');
+    assert.ok(body.ok, 'the page reported no result');
+    const r = body.result;
+    assert.equal(r.config.T, 4096);
+    assert.equal(r.config.kvHeads, 2);
+    /* the numbers shown: bit-equal to the Node run (same wasm, same seed) */
+    assert.deepEqual(r.dense, expected.dense);
+    assert.deepEqual(r.sparse, expected.sparse);
+    assert.deepEqual(r.candidates, expected.candidates);
+    assert.deepEqual(r.routedPages, expected.routedPages);
+    assert.equal(r.diagnostics.length, expected.diagnostics.length);
+    r.diagnostics.forEach((d, h) => {
+      const { trueError, denseNorm, ...fromWasm } = d;
+      assert.deepEqual(fromWasm, expected.diagnostics[h], `diagnostics of head ${h}`);
+      assert.ok(trueError <= d.errorBound, `head ${h}: the certified bound holds (${trueError} <= ${d.errorBound})`);
+    });
+    /* the table shows one row per head plus the header, and the fallback column matches */
+    assert.equal(r.table.length, 1 + expected.diagnostics.length);
+    assert.deepEqual(r.table.slice(1).map((row) => row[1]), expected.diagnostics.map((d) => d.fallback));
+    assert.equal(r.markedFound > 0, true, 'some needles among the candidates');
+    /* requests: the server saw the page, module, worker and wasm; the page and worker fetched only from this origin */
+    const paths = srv.requests.map((q) => new URL(q.url, origin).pathname);
+    for (const p of ['/demo/', '/demo/app.js', '/demo/worker.js', '/demo/shared.js', '/web/src/index.js', '/web/dist/vashista.wasm'])
+      assert.ok(paths.includes(p), `the server served ${p}`);
+    for (const q of srv.requests) assert.equal(q.host, new URL(origin).host);
+    for (const name of [...body.resources, ...r.workerResources]) assert.equal(new URL(name).origin, origin, `request to ${name}`);
+    assert.ok(body.heatmap && body.heatmap.ms.length > 0, 'the heatmap ran');
+    /* the page as it stands now (results, latency chart, heatmap), as an artifact */
+    await mkdir(artifacts, { recursive: true });
+    const png = join(artifacts, 'demo.png');
+    await screenshot(browser, png);
+    assert.ok((await stat(png)).size > 10000, 'screenshot written');
+  } finally {
+    browser.child.kill();
+    await browser.exited;
+    await rm(profile, { recursive: true, force: true });
+    await srv.close();
+  }
+});
