@@ -2,7 +2,9 @@
 // draws what it posts. ?auto=1 runs at once with the URL's configuration
 // (e.g. ?auto=1&T=4096&seed=1); ?report=1 additionally POSTs the displayed
 // numbers, the errors seen and the requests made to /demo-report (the
-// browser test uses it; demo/serve.mjs answers 204 unless a test hooks it).
+// browser test uses it; demo/serve.mjs answers 204 unless a test hooks it)
+// and sets window.__vashistaReport to the same object (the only channel on
+// file://, for the single-file build).
 import { DEFAULTS, configFrom, estimateBytes, formatBytes, MAX_BYTES } from './shared.js';
 
 const $ = (id) => document.getElementById(id);
@@ -56,7 +58,10 @@ let ready = false;
 const state = { checkpoints: [], result: null, heatmap: null };
 
 function startWorker() {
-  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  /* the single-file build (demo/build-single.mjs) sets a Blob URL of a classic-script worker
+     (file:// pages cannot start module workers, from files or from Blob URLs) */
+  const single = window.VASHISTA_WORKER_URL;
+  worker = single ? new Worker(single) : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   worker.onerror = (e) => { errors.push(`worker error: ${e.message ?? 'failed to load'}`); setStatus(`The worker failed: ${e.message ?? 'could not load'}`, true); finish(); };
   worker.onmessage = (e) => onMessage(e.data);
 }
@@ -134,8 +139,11 @@ function report() {
     cards: [...$('headline').querySelectorAll('.card')].map((c) => c.textContent),
   };
   const resources = performance.getEntriesByType('resource').map((e) => e.name);
-  fetch('/demo-report', { method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ok: !!r, errors, resources, location: location.href, result: shown, heatmap: state.heatmap }) })
+  const body = { ok: !!r, errors, resources, location: location.href, result: shown, heatmap: state.heatmap };
+  /* a file:// page cannot POST: the test reads this global over DevTools instead */
+  window.__vashistaReport = JSON.parse(JSON.stringify(body));
+  if (location.protocol !== 'http:' && location.protocol !== 'https:') return;
+  fetch('/demo-report', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
     .catch((e) => consoleError('report failed', e));
 }
 

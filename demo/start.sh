@@ -6,7 +6,8 @@
 # with demo/serve.mjs and prints its URL. Serving is skipped when stdin is
 # not a terminal, when CI=true, or with --no-serve (so scripts don't hang).
 # Other arguments go to demo/summary.mjs (e.g. --T 32768); --port N picks the
-# server's port (default: an ephemeral one).
+# server's port (default: an ephemeral one). Also writes the single-file demo,
+# demo/dist/vashista-demo.html, which works opened straight from disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/setup.sh
@@ -17,6 +18,8 @@ cmake --build build -j2 >/dev/null
 echo "== wasm build" >&2
 emcmake cmake -S . -B build-wasm -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-wasm -j2 >/dev/null
+echo "== single-file demo (demo/dist/vashista-demo.html, opens from disk)" >&2
+node demo/build-single.mjs --quiet
 serve=1
 port=0
 args=()

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { init } from '../src/index.js';
 import { serve } from '../../demo/serve.mjs';
 import { configFrom, decodeOptions } from '../../demo/shared.js';
@@ -47,12 +47,14 @@ function runChromium(args, timeoutMs) {
   let id = 0;
   let buffered = '';
   const pending = new Map();
+  const listeners = [];
   child.stdio[4].on('data', (chunk) => {
     buffered += chunk.toString('utf8');
     let end;
     while ((end = buffered.indexOf('\0')) >= 0) {
       const msg = JSON.parse(buffered.slice(0, end));
       buffered = buffered.slice(end + 1);
+      if (msg.method) for (const f of listeners) f(msg);
       const p = pending.get(msg.id);
       if (p) {
         pending.delete(msg.id);
@@ -66,17 +68,45 @@ function runChromium(args, timeoutMs) {
     pending.set(++id, { resolve, reject });
     child.stdio[3].write(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }) + '\0');
   });
-  return { child, send, exited: exited.finally(() => clearTimeout(timer)) };
+  /* events (messages with a method), including those of attached sessions (msg.sessionId) */
+  const onEvent = (f) => listeners.push(f);
+  return { child, send, onEvent, exited: exited.finally(() => clearTimeout(timer)) };
 }
 
-async function screenshot(browser, file) {
+async function attachPage(browser) {
   const { targetInfos } = await browser.send('Target.getTargets');
   const page = targetInfos.find((t) => t.type === 'page');
   const { sessionId } = await browser.send('Target.attachToTarget', { targetId: page.targetId, flatten: true });
+  return sessionId;
+}
+
+async function screenshot(browser, file, sessionId) {
+  sessionId ??= await attachPage(browser);
   await browser.send('Emulation.setDeviceMetricsOverride', { width: 1280, height: 900, deviceScaleFactor: 1, mobile: false }, sessionId);
   const { data } = await browser.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true,
     clip: { x: 0, y: 0, width: 1280, height: 1500, scale: 1 } }, sessionId);
   await writeFile(file, Buffer.from(data, 'base64'));
+}
+
+/* The numbers the page shows: bit-equal to the Node run (same wasm, same seed). */
+function checkShown(r, expected) {
+  assert.equal(r.config.T, 4096);
+  assert.equal(r.config.kvHeads, 2);
+  /* the numbers shown: bit-equal to the Node run (same wasm, same seed) */
+  assert.deepEqual(r.dense, expected.dense);
+  assert.deepEqual(r.sparse, expected.sparse);
+  assert.deepEqual(r.candidates, expected.candidates);
+  assert.deepEqual(r.routedPages, expected.routedPages);
+  assert.equal(r.diagnostics.length, expected.diagnostics.length);
+  r.diagnostics.forEach((d, h) => {
+    const { trueError, denseNorm, ...fromWasm } = d;
+    assert.deepEqual(fromWasm, expected.diagnostics[h], `diagnostics of head ${h}`);
+    assert.ok(trueError <= d.errorBound, `head ${h}: the certified bound holds (${trueError} <= ${d.errorBound})`);
+  });
+  /* the table shows one row per head plus the header, and the fallback column matches */
+  assert.equal(r.table.length, 1 + expected.diagnostics.length);
+  assert.deepEqual(r.table.slice(1).map((row) => row[1]), expected.diagnostics.map((d) => d.fallback));
+  assert.equal(r.markedFound > 0, true, 'some needles among the candidates');
 }
 
 test('demo page in headless Chromium: same numbers as the Node API, local requests only, no errors', { timeout: 60000 }, async () => {
@@ -96,23 +126,7 @@ test('demo page in headless Chromium: same numbers as the Node API, local reques
     assert.deepEqual(body.errors, [], 'the page saw errors');
     assert.ok(body.ok, 'the page reported no result');
     const r = body.result;
-    assert.equal(r.config.T, 4096);
-    assert.equal(r.config.kvHeads, 2);
-    /* the numbers shown: bit-equal to the Node run (same wasm, same seed) */
-    assert.deepEqual(r.dense, expected.dense);
-    assert.deepEqual(r.sparse, expected.sparse);
-    assert.deepEqual(r.candidates, expected.candidates);
-    assert.deepEqual(r.routedPages, expected.routedPages);
-    assert.equal(r.diagnostics.length, expected.diagnostics.length);
-    r.diagnostics.forEach((d, h) => {
-      const { trueError, denseNorm, ...fromWasm } = d;
-      assert.deepEqual(fromWasm, expected.diagnostics[h], `diagnostics of head ${h}`);
-      assert.ok(trueError <= d.errorBound, `head ${h}: the certified bound holds (${trueError} <= ${d.errorBound})`);
-    });
-    /* the table shows one row per head plus the header, and the fallback column matches */
-    assert.equal(r.table.length, 1 + expected.diagnostics.length);
-    assert.deepEqual(r.table.slice(1).map((row) => row[1]), expected.diagnostics.map((d) => d.fallback));
-    assert.equal(r.markedFound > 0, true, 'some needles among the candidates');
+    checkShown(r, expected);
     /* requests: the server saw the page, module, worker and wasm; the page and worker fetched only from this origin */
     const paths = srv.requests.map((q) => new URL(q.url, origin).pathname);
     for (const p of ['/demo/', '/demo/app.js', '/demo/worker.js', '/demo/shared.js', '/web/src/index.js', '/web/dist/vashista.wasm'])
@@ -130,5 +144,71 @@ test('demo page in headless Chromium: same numbers as the Node API, local reques
     await browser.exited;
     await rm(profile, { recursive: true, force: true });
     await srv.close();
+  }
+});
+
+/*
+ * The single-file build (demo/build-single.mjs: everything inlined, wasm as
+ * base64) opened from disk. A file:// page cannot POST, so its report is read
+ * over DevTools (window.__vashistaReport); the page, its worker and their
+ * console and network activity are watched through the same pipe.
+ */
+test('single-file demo from file:// in headless Chromium: same numbers, no http, no errors', { timeout: 60000 }, async () => {
+  assert.ok(chromium, 'no Chromium found: run tests/setup.sh (installs Debian chromium)');
+  const { buildSingle } = await import('../../demo/build-single.mjs');
+  const { out } = await buildSingle();
+  const expected = await nodeReference();
+  const profile = await mkdtemp(join(tmpdir(), 'vashista-demo-file-'));
+  const browser = runChromium([...FLAGS, `--user-data-dir=${profile}`, 'about:blank'], 45000);
+  const problems = [];
+  const requested = [];
+  browser.onEvent((m) => {
+    const p = m.params;
+    if (m.method === 'Runtime.exceptionThrown') problems.push(`exception: ${p.exceptionDetails.exception?.description ?? p.exceptionDetails.text}`);
+    else if (m.method === 'Runtime.consoleAPICalled' && (p.type === 'error' || p.type === 'assert'))
+      problems.push(`console.${p.type}: ${p.args.map((a) => a.value ?? a.description).join(' ')}`);
+    else if (m.method === 'Log.entryAdded' && p.entry.level === 'error') problems.push(`log: ${p.entry.text} ${p.entry.url ?? ''}`);
+    else if (m.method === 'Network.requestWillBeSent') requested.push(p.request.url);
+    else if (m.method === 'Network.loadingFailed') problems.push(`load failed: ${p.errorText} (${p.type})`);
+    else if (m.method === 'Target.attachedToTarget') {
+      /* the decoding worker: watch it too, then let it start */
+      const s = p.sessionId;
+      Promise.all(['Runtime.enable', 'Log.enable', 'Network.enable'].map((x) => browser.send(x, {}, s).catch(() => {})))
+        .then(() => browser.send('Runtime.runIfWaitingForDebugger', {}, s)).catch(() => {});
+    }
+  });
+  try {
+    const page = await attachPage(browser);
+    for (const m of ['Runtime.enable', 'Log.enable', 'Network.enable', 'Page.enable']) await browser.send(m, {}, page);
+    await browser.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: true, flatten: true }, page);
+    const url = `${pathToFileURL(out).href}?auto=1&report=1&${QUERY}`;
+    await browser.send('Page.navigate', { url }, page);
+    let body;
+    for (const deadline = Date.now() + 40000; !body && Date.now() < deadline;) {
+      const { result } = await browser.send('Runtime.evaluate', { expression: 'window.__vashistaReport', returnByValue: true }, page);
+      if (result.type === 'object') body = result.value;
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(body, `timed out waiting for the page (seen: ${problems.join('; ') || 'no errors'})`);
+    assert.deepEqual(body.errors, [], 'the page saw errors');
+    assert.deepEqual(problems, [], 'console, exceptions or failed loads in the page or its worker');
+    assert.ok(body.ok, 'the page reported no result');
+    assert.equal(body.location, url);
+    const r = body.result;
+    checkShown(r, expected);
+    assert.ok(body.heatmap && body.heatmap.ms.length > 0, 'the heatmap ran');
+    /* nothing left the file: only file:, blob: and data: URLs, in the page, the worker and DevTools' view of the network */
+    const urls = [...requested, ...body.resources, ...r.workerResources];
+    assert.ok(requested.includes(url), 'DevTools saw the page load');
+    assert.ok(urls.some((u) => u.startsWith('blob:')), 'the modules came from Blob URLs');
+    for (const u of urls) assert.ok(/^(file|blob|data):/.test(u), `request to ${u}`);
+    await mkdir(artifacts, { recursive: true });
+    const png = join(artifacts, 'demo-file.png');
+    await screenshot(browser, png, page);
+    assert.ok((await stat(png)).size > 10000, 'screenshot written');
+  } finally {
+    browser.child.kill();
+    await browser.exited;
+    await rm(profile, { recursive: true, force: true });
   }
 });
