@@ -11,8 +11,9 @@
  *
  * How it talks to the module
  *   - The module is a standalone vashista.wasm (no Emscripten glue). Its
- *     imports are env.emscripten_notify_memory_growth and a few WASI functions
- *     (environment, exit) that get tiny stubs here.
+ *     imports are env.emscripten_notify_memory_growth and a few WASI functions,
+ *     answered here: an empty environment, exit as an E_TRAP error, output
+ *     discarded.
  *   - Inputs are copied into a malloc'd scratch block that is reused and grown;
  *     results are copied out (slice), so callers never hold a view into wasm
  *     memory. Memory can grow during any call that allocates, which detaches
