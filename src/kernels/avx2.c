@@ -350,6 +350,7 @@ static size_t topk_avx2(const float *x, size_t n, size_t k, vs_topk_item *scratc
     vs_topk_init(&h, scratch, k);
     if (k == 0) return 0;
     size_t i = 0;
+    vs_topk_seed(&h, x, n, max_avx2);
     for (; i < n && !h.have_thr; i++) vs_topk_offer(&h, x[i], (uint32_t)i);
     for (; i + LANES <= n; i += LANES) {
         const __m256 root = _mm256_set1_ps(h.thr);

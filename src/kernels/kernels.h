@@ -111,6 +111,11 @@ typedef struct vs_topk_buf {
 
 void vs_topk_init(vs_topk_buf *h, vs_topk_item *scratch, size_t k);
 void vs_topk_offer(vs_topk_buf *h, float value, uint32_t index);
+/* For n >= 32 k: sets a threshold below which no top-k value of x[0..n) can
+   lie (from 2k block maxima, found with `max`), so that a filter pass offers
+   little more than k items; returns whether it did. The selection is the same
+   with or without it. */
+int vs_topk_seed(vs_topk_buf *h, const float *x, size_t n, float (*max)(const float *, size_t));
 /* Offers x[i + b] for every set bit b of `bits`, in increasing index order. */
 void vs_topk_offer_bits(vs_topk_buf *h, const float *x, size_t i, unsigned bits);
 /* Writes the best min(k, offered) indices in increasing order to out; returns the count. */

@@ -1,4 +1,5 @@
 /* Top-k selection bookkeeping shared by all ISAs (see kernels.h). */
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -62,6 +63,29 @@ static void shrink(vs_topk_buf *h) {
     for (size_t i = 1; i < m; i++) /* the k-th best value: the smallest kept */
         h->thr = h->item[i].value < h->thr ? h->item[i].value : h->thr;
     h->have_thr = 1;
+}
+
+/* The value a rank key was made from (+0 for a -0). */
+static float key_value(uint64_t key) {
+    uint32_t u = (uint32_t)(key >> 32);
+    u = (u & 0x80000000u) ? (u & 0x7fffffffu) : ~u;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+int vs_topk_seed(vs_topk_buf *h, const float *x, size_t n, float (*max)(const float *, size_t)) {
+    const size_t k = h->k, nb = 2 * k;
+    if (k == 0 || n < 32 * k) return 0;
+    /* 2k block maxima are 2k distinct elements of x, so at least k elements
+       are >= the k-th largest of them: a threshold that loses nothing. */
+    uint64_t *keys = (uint64_t *)(void *)(h->item + 2 * k);
+    const size_t bs = n / nb;
+    for (size_t b = 0; b < nb; b++) keys[b] = rank_key(max(x + b * bs, bs), 0);
+    select_kth(keys, nb, k - 1);
+    h->thr = nextafterf(key_value(keys[k - 1]), -INFINITY); /* offers need x > thr */
+    h->have_thr = 1;
+    return 1;
 }
 
 void vs_topk_init(vs_topk_buf *h, vs_topk_item *scratch, size_t k) {

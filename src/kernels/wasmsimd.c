@@ -360,6 +360,7 @@ static size_t topk_wasmsimd(const float *x, size_t n, size_t k, vs_topk_item *sc
     vs_topk_init(&h, scratch, k);
     if (k == 0) return 0;
     size_t i = 0;
+    vs_topk_seed(&h, x, n, max_wasmsimd);
     for (; i < n && !h.have_thr; i++) vs_topk_offer(&h, x[i], (uint32_t)i);
     for (; i + LANES <= n; i += LANES) {
         const v128_t root = wasm_f32x4_splat(h.thr);
