@@ -508,6 +508,21 @@ static uint32_t count_found(const uint32_t *marked, uint32_t nm, const uint32_t 
     return found;
 }
 
+/* The decode options' fields, into an open JSON object (pages and candidates
+   only when the caller has a single configuration). */
+static void json_options(jw *j, const vs_decode_options *o, int with_sizes) {
+    if (with_sizes) {
+        jw_int(j, "pages", o->pages);
+        jw_int(j, "candidates", o->candidates);
+    }
+    jw_int(j, "sink_pages", o->sink_pages);
+    jw_int(j, "recent_pages", o->recent_pages);
+    jw_int(j, "solver", o->solver);
+    jw_int(j, "widen", o->widen);
+    jw_num(j, "scale", o->scale);
+    jw_num(j, "tolerance", o->tolerance);
+}
+
 /* ======================================================================== */
 /* ---- info ----------------------------------------------------------------- */
 /* ======================================================================== */
@@ -550,14 +565,7 @@ static int cmd_info(args *a) {
         jw_arr_end(&j);
         jw_obj(&j, "defaults");
         jw_int(&j, "page_size", VS_DEFAULT_PAGE_SIZE);
-        jw_int(&j, "pages", o.pages);
-        jw_int(&j, "candidates", o.candidates);
-        jw_int(&j, "sink_pages", o.sink_pages);
-        jw_int(&j, "recent_pages", o.recent_pages);
-        jw_int(&j, "solver", o.solver);
-        jw_int(&j, "widen", o.widen);
-        jw_num(&j, "scale", o.scale);
-        jw_num(&j, "tolerance", o.tolerance);
+        json_options(&j, &o, 1);
         jw_end(&j);
         jw_obj(&j, "limits");
         jw_int(&j, "max_dim", VS_MAX_DIM);
@@ -879,11 +887,7 @@ static int cmd_bench(args *a) {
         jw_int(&j, "seed", (long long)workload_seed(&w));
         jw_end(&j);
         jw_obj(&j, "options");
-        jw_int(&j, "sink_pages", base.sink_pages);
-        jw_int(&j, "recent_pages", base.recent_pages);
-        jw_int(&j, "widen", base.widen);
-        jw_num(&j, "tolerance", base.tolerance);
-        jw_num(&j, "scale", base.scale);
+        json_options(&j, &base, 0);
         jw_end(&j);
         jw_num(&j, "read_bandwidth_gbs", bw / 1e9);
         jw_int(&j, "bandwidth_buffer_mib", bw_mib);
@@ -1183,13 +1187,7 @@ static int cmd_eval(args *a) {
         jw_end(&j);
         jw_obj(&j, "options");
         jw_int(&j, "page_size", cfgs[0].S);
-        jw_int(&j, "pages", opt.pages);
-        jw_int(&j, "candidates", opt.candidates);
-        jw_int(&j, "sink_pages", opt.sink_pages);
-        jw_int(&j, "recent_pages", opt.recent_pages);
-        jw_int(&j, "widen", opt.widen);
-        jw_num(&j, "tolerance", opt.tolerance);
-        jw_num(&j, "scale", opt.scale);
+        json_options(&j, &opt, 1);
         jw_end(&j);
         jw_int(&j, "trials", trials);
         jw_int(&j, "head_decodes", (long long)n);
@@ -1793,10 +1791,7 @@ static int cmd_soak(args *a) {
         jw_int(&j, "seed", (long long)workload_seed(&w));
         jw_end(&j);
         jw_obj(&j, "options");
-        jw_int(&j, "pages", o.pages);
-        jw_int(&j, "candidates", o.candidates);
-        jw_int(&j, "sink_pages", o.sink_pages);
-        jw_int(&j, "recent_pages", o.recent_pages);
+        json_options(&j, &o, 1);
         jw_int(&j, "truncate_every", trunc_every);
         jw_int(&j, "max_truncate", max_trunc);
         jw_int(&j, "check_every", check_every);
