@@ -144,6 +144,19 @@ static uint16_t *summaries(const float *rows, size_t n, size_t d) {
     return s;
 }
 
+/* Makes float summary rows [n][2][d] real boxes: lo <= hi in every channel. */
+static void order_box(float *box, size_t n, size_t d) {
+    for (size_t p = 0; p < n; p++)
+        for (size_t j = 0; j < d; j++) {
+            float *lo = box + p * 2 * d + j, *hi = lo + d;
+            if (*lo > *hi) {
+                const float t = *lo;
+                *lo = *hi;
+                *hi = t;
+            }
+        }
+}
+
 /* Output buffers carry GUARD sentinel floats past the end. */
 static const uint32_t SENTINEL = 0x7fc0beefu;
 static void set_guard(float *x, size_t n) {
@@ -200,16 +213,7 @@ static void identity_page_bounds(const vs_kernels *K, vs_test_rng *r) {
                 float *box = alloc_f(n * 2 * d), *q = alloc_f(d);
                 float *want = alloc_f(n + GUARD), *got = alloc_f(n + GUARD);
                 fill(r, box, n * 2 * d, mode);
-                if (mode != MODE_TIES) /* real summaries: lo <= hi (ties mode: anything) */
-                    for (size_t p = 0; p < n; p++)
-                        for (size_t j = 0; j < d; j++) {
-                            float *lo = box + p * 2 * d + j, *hi = lo + d;
-                            if (*lo > *hi) {
-                                float t = *lo;
-                                *lo = *hi;
-                                *hi = t;
-                            }
-                        }
+                if (mode != MODE_TIES) order_box(box, n, d); /* ties mode: anything */
                 uint16_t *summ = summaries(box, n, d);
                 fill(r, q, d, mode);
                 const float scale = uniform(r, 0.01, 2.0);
@@ -442,15 +446,7 @@ static void scalar_vs_double(vs_test_rng *r) {
             float *k = alloc_f(n * d), *box = alloc_f(n * 2 * d), *q = alloc_f(d), out[9];
             fill(r, k, n * d, mode);
             fill(r, box, n * 2 * d, mode);
-            for (size_t p = 0; p < n; p++) /* lo <= hi */
-                for (size_t j = 0; j < d; j++) {
-                    float *lo = box + p * 2 * d + j, *hi = lo + d;
-                    if (*lo > *hi) {
-                        float t = *lo;
-                        *lo = *hi;
-                        *hi = t;
-                    }
-                }
+            order_box(box, n, d);
             uint16_t *summ = summaries(box, n, d);
             fill(r, q, d, mode);
             const float scale = uniform(r, 0.01, 2.0);
