@@ -16,7 +16,7 @@ const consoleError = console.error.bind(console);
 console.error = (...a) => { errors.push(`console.error: ${a.join(' ')}`); consoleError(...a); };
 
 const form = $('controls');
-const fields = ['T', 'heads', 'kvHeads', 'd', 'pageSize', 'P', 'Kc', 'solver', 'tolerance', 'workload', 'seed'];
+const fields = ['T', 'heads', 'kvHeads', 'd', 'pageSize', 'P', 'Kc', 'solver', 'tolerance', 'eps', 'maxIter', 'solverTol', 'workload', 'seed'];
 function writeForm(cfg) {
   for (const k of fields) form.elements[k].value = cfg[k];
   if (params.has('heatmap')) form.elements.heatmap.checked = params.get('heatmap') !== '0';
@@ -33,6 +33,9 @@ function validate(cfg) {
   if (cfg.heads % cfg.kvHeads) bad.push('heads must be a multiple of KV heads');
   if (cfg.d > 512) bad.push('d is at most 512');
   if (!(cfg.tolerance >= 0)) bad.push('tolerance must be >= 0');
+  if (!(cfg.eps >= 1e-9 && cfg.eps <= 1e9)) bad.push('eps must be in [1e-9, 1e9]');
+  if (!Number.isInteger(cfg.maxIter) || cfg.maxIter < 1) bad.push('max iterations must be a positive integer');
+  if (!(cfg.solverTol > 0 && Number.isFinite(cfg.solverTol))) bad.push('solver tolerance must be > 0');
   if (!Number.isInteger(cfg.seed) || cfg.seed < 0) bad.push('seed must be a non-negative integer');
   return bad;
 }
@@ -99,6 +102,9 @@ function onMessage(m) {
       $('progress').value = m.done / m.total;
       $('progressText').textContent = `${m.done.toLocaleString('en')} / ${m.total.toLocaleString('en')} tokens`;
       break;
+    case 'status':
+      setStatus(m.text);
+      break;
     case 'checkpoint':
       state.checkpoints.push(m);
       drawLatency();
@@ -134,6 +140,7 @@ function report() {
   const shown = r && {
     config: r.config, dense: r.dense, sparse: r.sparse, diagnostics: r.diagnostics,
     candidates: r.candidates, routedPages: r.routedPages, relError: r.relError, markedFound: r.markedFound,
+    sparseView: !!r.attention.sparse,
     workerResources: r.workerResources,
     table: [...$('diag').querySelectorAll('tr')].map((tr) => [...tr.children].map((c) => c.textContent)),
     cards: [...$('headline').querySelectorAll('.card')].map((c) => c.textContent),
@@ -161,7 +168,7 @@ function axes(svg, { x0, x1, y0, y1, W, H, L, B, xlog, ylog, xlabel, ylabel, xti
   const sx = (x) => L + ((xlog ? Math.log(x) - Math.log(x0) : x - x0) / (xlog ? Math.log(x1) - Math.log(x0) : x1 - x0)) * (W - L - 10);
   const sy = (y) => H - B - ((ylog ? Math.log(y) - Math.log(y0) : y - y0) / (ylog ? Math.log(y1) - Math.log(y0) : y1 - y0)) * (H - B - 10);
   svg.append(el('line', { x1: L, y1: H - B, x2: W - 10, y2: H - B, stroke: '#888' }), el('line', { x1: L, y1: 10, x2: L, y2: H - B, stroke: '#888' }));
-  for (const t of xticks) svg.append(el('text', { x: sx(t), y: H - B + 14, 'text-anchor': 'middle' }, typeof t === 'number' && t >= 1024 ? `${t / 1024}k` : t));
+  for (const t of xticks) svg.append(el('text', { x: sx(t), y: H - B + 14, 'text-anchor': 'middle' }, typeof t === 'number' && t >= 1024 ? `${+(t / 1024).toFixed(1)}k` : t));
   for (const t of yticks) {
     svg.append(el('line', { x1: L, x2: W - 10, y1: sy(t), y2: sy(t), stroke: '#eee' }));
     svg.append(el('text', { x: L - 4, y: sy(t) + 4, 'text-anchor': 'end' }, fmt(t, 1)));
@@ -213,10 +220,14 @@ function drawAttention(r) {
   const y = 300 - 44;
   for (const c of r.candidates) svg.append(el('line', { x1: sx(c), x2: sx(c), y1: y + 18, y2: y + 24, stroke: '#2a62c9' }));
   for (const c of r.marked) svg.append(el('line', { x1: sx(c), x2: sx(c), y1: y + 25, y2: y + 31, stroke: '#21844a', 'stroke-width': 2 }));
+  const solver = r.config.options.solver;
+  const leak = r.attention.trueLeak === null ? '' : `true mass outside candidates: ${fmt(r.attention.trueLeak, 2)}; `;
   svg.append(el('text', { x: 560 - 12, y: 22, 'text-anchor': 'end', fill: '#555' },
-    `true mass outside candidates: ${fmt(r.attention.trueLeak, 2)}; rho_cert: ${fmt(r.diagnostics[0].rhoCert, 2)}`));
+    `${leak}rho_cert: ${fmt(r.diagnostics[0].rhoCert, 2)}${solver === 'softmax' ? '' : ` (of ${solver} over every token)`}`));
+  const dots = solver === 'softmax' ? `sparse${sparse ? '' : ' (n/a)'}` : sparse ? `${solver} weights on the candidates (float64 re-solve)` : `${solver} weights (n/a: too large to re-solve)`;
   svg.append(el('text', { x: 560 - 12, y: 36, 'text-anchor': 'end', fill: '#555' },
-    `bars: dense; dots: sparse${sparse ? '' : ' (n/a for this solver)'}; band: routed pages; ticks: candidates (blue), planted (green)`));
+    `bars: dense softmax; band: routed pages; ticks: candidates (blue), planted (green)`));
+  svg.append(el('text', { x: 560 - 12, y: 50, 'text-anchor': 'end', fill: '#555' }, `dots: ${dots}`));
 }
 
 function drawHeadline(r) {
@@ -224,7 +235,7 @@ function drawHeadline(r) {
   const fallbacks = r.diagnostics.filter((d) => d.fallback !== 'none').length;
   const cards = [
     ['speedup', r.config && Number.isFinite(r.denseMs / r.sparseMs) ? `${(r.denseMs / r.sparseMs).toFixed(1)}×` : '–', `dense ${fmt(r.denseMs, 3)} ms vs sparse ${fmt(r.sparseMs, 3)} ms`],
-    ['true relative error', fmt(r.relError, 2), '‖sparse − dense‖ / ‖dense‖, all heads'],
+    ['true relative error', fmt(r.relError, 2), r.config.options.solver === 'softmax' ? '‖sparse − dense‖ / ‖dense‖, all heads' : `‖sparse − exact‖ / ‖exact‖, exact: ${r.config.options.solver} over every token`],
     ['certified bound (max head)', fmt(maxBound, 2), 'errorBound / ‖out‖'],
     ['fallbacks', `${fallbacks} / ${r.diagnostics.length}`, 'heads widened or dense'],
     ['planted tokens found', r.marked.length ? `${r.markedFound} / ${r.marked.length}` : '–', 'head 0 candidates'],
@@ -242,9 +253,9 @@ function drawHeadline(r) {
 
 function drawDiagnostics(r) {
   const cols = [['head', (d, h) => h], ['fallback', (d) => d.fallback], ['routed pages', (d) => d.routedPages], ['candidates', (d) => d.candidates],
-    ['gap', (d) => fmt(d.gap, 3)], ['leakage bound', (d) => fmt(d.leakageBound, 3)], ['rho_cert', (d) => fmt(d.rhoCert, 3)],
+    ['face', (d) => d.faceSize], ['gap', (d) => fmt(d.gap, 3)], ['leakage bound', (d) => fmt(d.leakageBound, 3)], ['rho_cert', (d) => fmt(d.rhoCert, 3)],
     ['error bound', (d) => fmt(d.errorBound, 3)], ['true error', (d) => fmt(d.trueError, 3)], ['‖out‖', (d) => fmt(d.outputNorm, 3)],
-    ['eff. support', (d) => fmt(d.effectiveSupport, 3)], ['iterations', (d) => d.iterations]];
+    ['eff. support', (d) => fmt(d.effectiveSupport, 3)], ['iterations', (d) => d.iterations], ['residual', (d) => fmt(d.residual, 2)]];
   const t = $('diag');
   t.innerHTML = '';
   const head = t.insertRow();

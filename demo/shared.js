@@ -7,9 +7,11 @@ export const MAX_BYTES = 3.5 * 2 ** 30;
 export const DEFAULTS = Object.freeze({
   T: 65536, heads: 4, kvHeads: 1, d: 128, pageSize: 32, P: 16, Kc: 128,
   solver: 'softmax', tolerance: 0, workload: 'needle', seed: 1,
+  /* eg, fw only (the library's defaults) */
+  eps: 0.05, maxIter: 200, solverTol: 1e-6,
 });
 
-const NUMERIC = ['T', 'heads', 'kvHeads', 'd', 'pageSize', 'P', 'Kc', 'tolerance', 'seed'];
+const NUMERIC = ['T', 'heads', 'kvHeads', 'd', 'pageSize', 'P', 'Kc', 'tolerance', 'seed', 'eps', 'maxIter', 'solverTol'];
 
 /** Reads a config from URLSearchParams (or any get(name) source) over the defaults. */
 export function configFrom(params, base = DEFAULTS) {
@@ -35,8 +37,11 @@ export function estimateBytes(cfg) {
   return cfg.T * cfg.kvHeads * (cfg.d + cfg.d) * 4 + pages * cfg.kvHeads * (cfg.d + 1) * 4;
 }
 
+/** The cache.decode() options of a config; eps, maxIter and solverTol only for the eg and fw solvers. */
 export function decodeOptions(cfg) {
-  return { pages: cfg.P, candidates: cfg.Kc, solver: cfg.solver, tolerance: cfg.tolerance };
+  const o = { pages: cfg.P, candidates: cfg.Kc, solver: cfg.solver, tolerance: cfg.tolerance };
+  if (cfg.solver === 'eg' || cfg.solver === 'fw') Object.assign(o, { eps: cfg.eps, maxIter: cfg.maxIter, solverTol: cfg.solverTol });
+  return o;
 }
 
 export function formatBytes(b) {

@@ -25,10 +25,12 @@
  * overflows even when an unrouted bound exceeds every candidate score.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "kernels/vexp.h"
+#include "solvers.h"
 
 #define U24 (1.0 / 16777216.0)
 
@@ -54,14 +56,16 @@ static double log_add(double a, double b) { /* log(e^a + e^b) */
 void vs_scratch_free(vs_scratch *w) {
     void *all[] = {w->bound, w->page_list, w->tok_score, w->tok_index,
                    w->cand,  w->w,         w->cs,        (void *)w->rows, w->topk,
-                   w->acc,   w->hm,        w->hl,        w->sel_tokens, w->sel_pages,
-                   w->sel_ntok, w->sel_npage, w->sel_dense};
+                   w->acc,   w->hm,        w->hl,        (void *)w->krows, w->alpha,
+                   w->mu,    w->adj,       w->point,     w->resid,     w->solve_work,
+                   w->sel_tokens, w->sel_pages, w->sel_ntok, w->sel_npage, w->sel_dense};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vs_dealloc(all[i]);
     memset(w, 0, sizeof *w);
 }
 
 typedef struct scratch_need {
-    size_t pages, tokens, cand, routed; /* routed: pages in one head's routing */
+    size_t pages, tokens, cand; /* cand: candidates of any pass, dense projection included */
+    size_t sel, routed;         /* candidates and pages of a sparse selection */
 } scratch_need;
 
 /* Grows the scratch to `need`; all or nothing (contents are not kept). */
@@ -69,7 +73,7 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
     vs_scratch *w = &c->ws;
     const size_t heads = c->cfg.heads, dv = c->cfg.value_dim;
     if (w->acc && need.pages <= w->cap_pages && need.tokens <= w->cap_tokens &&
-        need.cand <= w->cap_cand && need.cand <= w->sel_cap_tokens &&
+        need.cand <= w->cap_cand && need.sel <= w->sel_cap_tokens &&
         need.routed <= w->sel_cap_pages)
         return VS_OK;
     vs_scratch n = {0};
@@ -77,13 +81,16 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
     n.cap_pages = need.pages > w->cap_pages ? need.pages + need.pages / 2 + 16 : w->cap_pages;
     n.cap_tokens = need.tokens > w->cap_tokens ? need.tokens + need.tokens / 2 + 64 : w->cap_tokens;
     n.cap_cand = need.cand > w->cap_cand ? need.cand : w->cap_cand;
-    n.sel_cap_tokens = n.cap_cand;
+    n.sel_cap_tokens = need.sel > w->sel_cap_tokens ? need.sel : w->sel_cap_tokens;
+    if (n.sel_cap_tokens > n.cap_cand) n.sel_cap_tokens = n.cap_cand;
     n.sel_cap_pages = need.routed > w->sel_cap_pages ? need.routed : w->sel_cap_pages;
     if (n.sel_cap_pages > n.cap_pages) n.sel_cap_pages = n.cap_pages;
     const size_t block = vs_chunk_tokens(c);
     const size_t small = n.cap_cand > block ? n.cap_cand : block;
-    /* top-k selects at most max(Kc, routed pages) items */
-    const size_t topk = VS_TOPK_SCRATCH(n.cap_cand > n.sel_cap_pages ? n.cap_cand : n.sel_cap_pages);
+    /* top-k selects at most max(Kc, routed pages) items (a dense pass selects nothing) */
+    const size_t topk =
+        VS_TOPK_SCRATCH(n.sel_cap_tokens > n.sel_cap_pages ? n.sel_cap_tokens : n.sel_cap_pages);
+    const size_t d = c->cfg.head_dim;
     struct {
         void **slot;
         size_t bytes;
@@ -100,6 +107,13 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
         {(void **)&n.acc, (heads + 1) * dv * sizeof(float)}, /* + dense block accumulator */
         {(void **)&n.hm, heads * sizeof(float)},
         {(void **)&n.hl, heads * sizeof(float)},
+        {(void **)&n.krows, vs_mul_sat(n.cap_cand, sizeof(float *))},
+        {(void **)&n.alpha, vs_mul_sat(n.cap_cand, sizeof(float))},
+        {(void **)&n.mu, vs_mul_sat(n.cap_cand, sizeof(float))},
+        {(void **)&n.adj, vs_mul_sat(n.cap_cand, sizeof(double))},
+        {(void **)&n.point, d * sizeof(double)},
+        {(void **)&n.resid, d * sizeof(float)},
+        {&n.solve_work, vs_solve_work_bytes(n.cap_cand, d)},
         {(void **)&n.sel_tokens, vs_mul_sat(vs_mul_sat(heads, n.sel_cap_tokens), sizeof(uint32_t))},
         {(void **)&n.sel_pages, vs_mul_sat(vs_mul_sat(heads, n.sel_cap_pages), sizeof(uint32_t))},
         {(void **)&n.sel_ntok, heads * sizeof(uint32_t)},
@@ -250,7 +264,7 @@ int vs_decode_dense(vs_cache *c, const float *q, size_t q_count, float scale, fl
     float sc;
     int st = resolve_scale(c, scale, &sc);
     if (!st) st = check_query(c, q, q_count, out, out_count, sc);
-    if (!st) st = ensure_scratch(c, (scratch_need){c->npages, 0, 0, 0});
+    if (!st) st = ensure_scratch(c, (scratch_need){c->npages, 0, 0, 0, 0});
     if (st) return st;
     const vs_kernels *K = vs_kernels_active();
     const uint32_t group = c->cfg.heads / c->cfg.kv_heads;
@@ -263,9 +277,39 @@ int vs_decode_dense(vs_cache *c, const float *q, size_t q_count, float scale, fl
 
 static int check_options(const vs_decode_options *o) {
     if (o->pages == 0 || o->candidates == 0 || o->widen < 2) return VS_E_OPTION;
-    if (o->solver != VS_SOLVER_SOFTMAX) return VS_E_OPTION;
+    if (o->solver > VS_SOLVER_FW) return VS_E_OPTION;
     if (!(o->tolerance >= 0.0f) || !isfinite(o->tolerance)) return VS_E_OPTION;
     if (!(o->scale >= 0.0f) || !isfinite(o->scale)) return VS_E_OPTION;
+    if (o->solver != VS_SOLVER_SOFTMAX) { /* checked even for fw, which ignores eps */
+        if (!(o->eps >= VS_SOLVE_EPS_MIN && o->eps <= VS_SOLVE_EPS_MAX)) return VS_E_OPTION;
+        if (o->max_iter == 0) return VS_E_OPTION;
+        if (!(o->solver_tol > 0.0f) || !isfinite(o->solver_tol)) return VS_E_OPTION;
+    }
+    return VS_OK;
+}
+
+/* The projection solvers work in the key space's units: eps / scale and
+   solver_tol / scale there (solvers.h). Refuses what would leave their ranges,
+   before anything is computed, so that no head fails halfway through a call. */
+static int check_projection(const vs_cache *c, const vs_decode_options *o, float scale,
+                            const float *q, float *eps_k, float *tol_k) {
+    const double e = (double)o->eps / scale, t = (double)o->solver_tol / scale;
+    if (!(e >= VS_SOLVE_EPS_MIN && e <= VS_SOLVE_EPS_MAX) || !(t > 0 && t < 3.0e38))
+        return VS_E_OPTION;
+    *eps_k = (float)e;
+    *tol_k = (float)t;
+    if (!(*tol_k > 0.0f)) return VS_E_OPTION;
+    const uint32_t d = c->cfg.head_dim;
+    for (uint32_t g = 0; g < c->cfg.kv_heads; g++) { /* ||k||^2 <= sum_j kabs_j^2 */
+        double kk = 0;
+        for (uint32_t j = 0; j < d; j++) kk += (double)c->kabs[(size_t)g * d + j] * c->kabs[(size_t)g * d + j];
+        if (kk > VS_SOLVE_MAX_SQNORM * 0.999) return VS_E_RANGE;
+    }
+    for (uint32_t h = 0; h < c->cfg.heads; h++) {
+        double qq = 0;
+        for (uint32_t j = 0; j < d; j++) qq += (double)q[(size_t)h * d + j] * q[(size_t)h * d + j];
+        if (qq > VS_SOLVE_MAX_SQNORM * 0.999) return VS_E_RANGE;
+    }
     return VS_OK;
 }
 
@@ -287,12 +331,205 @@ void vs_decode_options_default(vs_decode_options *o) {
     o->solver_tol = 1e-6f;
 }
 
+static int cmp_float(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Projection solver (eg, fw) over the nc candidates selected by sparse_head,
+ * then its certificate. With p = U_C alpha (alpha normalized in double) and
+ * the adjusted scores a_j = scale <k_j, q - p> of every token (gradient -a):
+ *   eg: F(alpha) - F*_T <= G = eps sum alpha log alpha - <alpha, a> + eps log sum_{all j} e^{a_j/eps}
+ *       (the entropic duality gap over all T tokens; eps-strong convexity of F
+ *       in l1 then gives ||alpha - alpha*||_1 <= sqrt(2 G / eps), so the exact
+ *       output moves by at most vmax sqrt(2 G / eps) and the mass alpha* puts
+ *       outside C is at most sqrt(G / (2 eps)));
+ *   fw: f(alpha) - f*_T <= G = max_{all j} a_j - <alpha, a> (the Frank-Wolfe gap
+ *       over all tokens), so ||p - p*|| <= sqrt(2 G / scale) (projection onto a
+ *       convex set). 
+ * a is exact (double) on C; outside C it is bounded above by exact float scores
+ * of the routed tokens and by page bounds of the rest, each plus delta, their
+ * float rounding (the rounding model at the top, for the query q - p). */
+static int project_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh,
+                        float scale, const vs_decode_options *o, float eps_k, float tol_k,
+                        uint32_t nr, size_t nt, size_t nc, float *out, vs_head_diag *dg,
+                        double *ref_norm) {
+    vs_scratch *w = &c->ws;
+    const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim, S = c->cfg.page_size;
+    const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads), np = c->npages, T = c->length;
+    const float *vnorm = c->vnorm + (size_t)g * c->page_cap;
+    const int fw = o->solver == VS_SOLVER_FW;
+    const double eps = o->eps;
+
+    for (size_t i = 0; i < nc; i++) {
+        const uint32_t t = w->tok_index[w->cand[i]];
+        w->krows[i] = vs_page_keys(c, t / S, g) + (size_t)(t % S) * d;
+        w->rows[i] = vs_page_values(c, t / S, g) + (size_t)(t % S) * dv;
+    }
+    vs_solve_info si;
+    int st = vs_solve(K, o->solver, w->krows, nc, d, qh, eps_k, o->max_iter, tol_k, w->alpha,
+                      w->mu, w->solve_work, &si);
+    if (st) return st;
+
+    /* out = sum alpha_i v_i, summed in blocks as in the softmax path */
+    const size_t B = VS_CHUNK_TOKENS, nb0 = nc < B ? nc : B;
+    float *acc = w->acc + (size_t)h * dv, *block_acc = w->acc + (size_t)c->cfg.heads * dv;
+    const float one = 1.0f, *block_row = block_acc;
+    memset(acc, 0, dv * sizeof(float));
+    K->accum(w->rows, w->alpha, nb0, dv, acc);
+    for (size_t i = B; i < nc; i += B) {
+        const size_t nb = nc - i < B ? nc - i : B;
+        memset(block_acc, 0, dv * sizeof(float));
+        K->accum(w->rows + i, w->alpha + i, nb, dv, block_acc);
+        K->accum(&block_row, &one, 1, dv, acc); /* acc += block_acc */
+    }
+    memcpy(out, acc, dv * sizeof(float));
+
+    /* p = U alpha / sum alpha, q - p, and the candidates' adjusted scores, in double */
+    double A = 0, pn = 0, kp = 0;
+    for (size_t i = 0; i < nc; i++) A += w->alpha[i];
+    double *p = w->point;
+    for (uint32_t j = 0; j < d; j++) p[j] = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (w->alpha[i] == 0.0f) continue;
+        const double ai = w->alpha[i] / A;
+        for (uint32_t j = 0; j < d; j++) p[j] += ai * w->krows[i][j];
+    }
+    const float *kabs = c->kabs + (size_t)g * d;
+    for (uint32_t j = 0; j < d; j++) {
+        w->resid[j] = (float)((double)qh[j] - p[j]);
+        pn += p[j] * p[j];
+        kp += kabs[j] * (fabs((double)qh[j]) + fabs(p[j]));
+    }
+    /* double rounding of p (nc terms per coordinate) and of any a_j (d terms) */
+    double kk = 0;
+    for (uint32_t j = 0; j < d; j++) kk += (double)kabs[j] * kabs[j];
+    const double dslack = scale * ((double)(nc + d + 16) * 0x1p-50 * (kp + kk));
+    double amax = -INFINITY;
+    for (size_t i = 0; i < nc; i++) {
+        double t = 0;
+        for (uint32_t j = 0; j < d; j++) t += (double)w->krows[i][j] * ((double)qh[j] - p[j]);
+        w->adj[i] = scale * t;
+        amax = w->adj[i] > amax ? w->adj[i] : amax;
+    }
+
+    /* tokens outside C: routed ones exactly (float), the rest by page bounds */
+    const double qe = query_key_abs(c, w->resid, g);
+    const double delta = score_error(c, scale, qe) + scale * 2 * U24 * qe + dslack;
+    size_t nrn = 0;
+    double mo = -INFINITY; /* upper bound of every a_j outside C */
+    if (nc < T) {
+        size_t k = 0;
+        for (uint32_t r = 0; r < nr; r++) {
+            const uint32_t pg = w->page_list[r], n = vs_page_count(c, pg);
+            K->scores(vs_page_keys(c, pg, g), n, d, w->resid, scale, w->tok_score + k);
+            k += n;
+        }
+        for (size_t i = 0, j = 0; i < nt; i++) { /* compact the non-candidates */
+            if (j < nc && w->cand[j] == i) {
+                j++;
+                continue;
+            }
+            const double s = (double)w->tok_score[i] + delta;
+            mo = s > mo ? s : mo;
+            w->tok_score[nrn++] = w->tok_score[i];
+        }
+        K->page_bounds(vs_summary(c, g, 0), np, d, w->resid, scale, w->bound);
+        for (uint32_t r = 0; r < nr; r++) w->bound[w->page_list[r]] = -INFINITY;
+        for (uint32_t pg = 0; pg < np; pg++)
+            if (w->bound[pg] != -INFINITY && (double)w->bound[pg] + delta > mo)
+                mo = (double)w->bound[pg] + delta;
+    }
+
+    /* the duality gap over all T tokens (score units) */
+    double lin = 0, ent = 0, G, mag;
+    const double nsum = (double)(nc + nrn + np + 16); /* terms in any double sum below */
+    for (size_t i = 0; i < nc; i++) {
+        if (w->alpha[i] == 0.0f) continue;
+        const double ai = w->alpha[i] / A;
+        lin += ai * (w->adj[i] - amax);
+        ent += ai * log(ai);
+    }
+    if (fw) {
+        G = (mo > amax ? mo - amax : 0.0) - lin;
+        mag = fabs(lin) + fabs(mo > amax ? mo - amax : 0.0);
+    } else {
+        double zc = 0;
+        for (size_t i = 0; i < nc; i++) zc += exp((w->adj[i] - amax) / eps);
+        double lZ = log(zc);
+        if (mo > -INFINITY) { /* log sum over outside C of n_j e^{(a_j - amax)/eps}, from mo */
+            double sr = 0;
+            for (size_t i = 0; i < nrn; i++) sr += exp(((double)w->tok_score[i] + delta - mo) / eps);
+            for (uint32_t pg = 0; pg < np; pg++)
+                if (w->bound[pg] != -INFINITY)
+                    sr += vs_page_count(c, pg) * exp(((double)w->bound[pg] + delta - mo) / eps);
+            lZ = log_add(lZ, log(sr * (1 + nsum * 0x1p-50)) + (mo - amax) / eps);
+        }
+        G = eps * ent - lin + eps * lZ;
+        mag = eps * fabs(ent) + fabs(lin) + eps * fabs(lZ);
+    }
+    G = (G > 0 ? G : 0.0) + nsum * 0x1p-50 * mag + 2 * dslack;
+
+    /* the face I and the gap between it and everything else */
+    double gap = si.face_size == nc ? INFINITY : (double)si.gap * scale;
+    float mk = INFINITY; /* eg: I = the face_size smallest multipliers */
+    if (!fw && si.face_size < nc) {
+        memcpy(w->cs, w->mu, nc * sizeof(float));
+        qsort(w->cs, nc, sizeof(float), cmp_float);
+        mk = w->cs[si.face_size - 1];
+    }
+    double amin_I = INFINITY;
+    for (size_t i = 0; i < nc; i++) {
+        const int in = fw ? w->alpha[i] > 0.0f : w->mu[i] <= mk;
+        if (in && w->adj[i] < amin_I) amin_I = w->adj[i];
+    }
+    if (mo > -INFINITY && amin_I - mo - dslack < gap) gap = amin_I - mo - dslack;
+    const uint32_t face = si.face_size;
+
+    const double onorm = norm2(out, dv);
+    float vmax_r = 0;
+    for (uint32_t r = 0; r < nr; r++) vmax_r = vnorm[w->page_list[r]] > vmax_r ? vnorm[w->page_list[r]] : vmax_r;
+    const double vmax_all = K->max(vnorm, np);
+    const double nblocks = ceil((double)nc / VS_CHUNK_TOKENS);
+    double err, rho;
+    if (fw) {
+        err = sqrt(2 * G / scale) * (1 + 1e-9);
+        rho = nc == T ? 0.0 : 1.0;
+        *ref_norm = sqrt(pn);
+    } else {
+        const double fterm = rounding_term(vmax_r, 1.0, fabs(A - 1) + 1e-12, (double)nb0 + nblocks,
+                                           0.0, (double)nc + nblocks, dv);
+        err = vmax_all * sqrt(2 * G / eps) * (1 + 1e-9) + fterm;
+        rho = nc == T ? 0.0 : fmin(1.0, sqrt(G / (2 * eps)) * (1 + 1e-9));
+        *ref_norm = onorm;
+    }
+    dg->routed_pages = nr;
+    dg->candidates = (uint32_t)nc;
+    dg->fallback = VS_FALLBACK_NONE;
+    dg->iterations = si.iterations;
+    dg->effective_support = si.effective_support;
+    dg->gap = (float)gap;
+    /* eg: a face read off an unconverged iterate's multipliers proves nothing */
+    dg->leakage_bound = fw || gap == INFINITY ? 0.0f
+                        : gap <= 0 || !si.converged ? 1.0f
+                                              : round_up(fmin(1.0, (double)(T - face) / face *
+                                                                       exp(-gap / (2 * eps))));
+    dg->rho_cert = fminf(1.0f, round_up(rho));
+    dg->error_bound = round_up(err);
+    dg->output_norm = (float)onorm;
+    dg->residual = round_up((double)si.residual * scale);
+    dg->face_size = face;
+    return VS_OK;
+}
+
 /* Sparse attention for query head h with P routed pages and Kc candidates.
    Leaves the routed pages in ws.page_list[0..*nroute) and the candidates'
-   token positions in ws.cand[0..diag->candidates) (indices into tok_index). */
-static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh,
-                        float scale, size_t P, size_t Kc, const vs_decode_options *o,
-                        float *out, vs_head_diag *dg, uint32_t *nroute) {
+   token positions in ws.cand[0..diag->candidates) (indices into tok_index).
+   *ref_norm: the norm the tolerance compares error_bound with. */
+static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh,
+                       float scale, size_t P, size_t Kc, const vs_decode_options *o,
+                       float eps_k, float tol_k, float *out, vs_head_diag *dg, uint32_t *nroute,
+                       double *ref_norm) {
     vs_scratch *w = &c->ws;
     const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim, S = c->cfg.page_size;
     const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads), np = c->npages, T = c->length;
@@ -306,8 +543,10 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
     const uint32_t mid = np - sink - recent;
     uint32_t nr = 0;
     for (uint32_t p = 0; p < sink; p++) w->page_list[nr++] = p;
-    if (mid > 0) {
-        size_t got = K->topk(w->bound + sink, mid, P < mid ? P : mid, w->topk, w->page_list + nr);
+    if (mid > 0 && P >= mid) { /* every page: nothing to select */
+        for (uint32_t p = 0; p < mid; p++) w->page_list[nr++] = sink + p;
+    } else if (mid > 0) {
+        size_t got = K->topk(w->bound + sink, mid, P, w->topk, w->page_list + nr);
         for (size_t i = 0; i < got; i++) w->page_list[nr + i] += sink;
         nr += (uint32_t)got;
     }
@@ -328,6 +567,9 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
     } else {
         nc = K->topk(w->tok_score, nt, Kc, w->topk, w->cand);
     }
+    *nroute = nr;
+    if (o->solver != VS_SOLVER_SOFTMAX)
+        return project_head(c, K, h, qh, scale, o, eps_k, tol_k, nr, nt, nc, out, dg, ref_norm);
 
     /* solve: softmax over the candidates */
     float cmin = INFINITY;
@@ -436,7 +678,9 @@ static void sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
     dg->error_bound = round_up((rho * (onorm * (1 + 1e-12) + fterm + vmax_off) + fterm) * (1 + 1e-12));
     dg->output_norm = (float)onorm;
     dg->residual = 0.0f;
-    *nroute = nr;
+    dg->face_size = (uint32_t)nc;
+    *ref_norm = onorm;
+    return VS_OK;
 }
 
 /* Dense decode of one head, with the diagnostics of a fallback. */
@@ -472,6 +716,7 @@ static void dense_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     dg->error_bound = round_up(fterm);
     dg->output_norm = (float)norm2(out + (size_t)h * dv, dv);
     dg->residual = 0.0f;
+    dg->face_size = c->length;
 }
 
 int vs_decode(vs_cache *c, const float *q, size_t q_count, const vs_decode_options *options,
@@ -487,32 +732,48 @@ int vs_decode(vs_cache *c, const float *q, size_t q_count, const vs_decode_optio
     if ((st = check_query(c, q, q_count, out, out_count, sc))) return st;
     if (diag && diag_count != c->cfg.heads) return VS_E_LENGTH;
 
-    const size_t np = c->npages, S = c->cfg.page_size;
+    float eps_k = 0, tol_k = 0;
+    const int proj = o.solver != VS_SOLVER_SOFTMAX;
+    if (proj && (st = check_projection(c, &o, sc, q, &eps_k, &tol_k))) return st;
+
+    const size_t np = c->npages, S = c->cfg.page_size, T = c->length;
     const size_t widen = o.tolerance > 0 ? o.widen : 1;
     const size_t Pmax = vs_mul_sat(o.pages, widen), Kmax = vs_mul_sat(o.candidates, widen);
     /* clamp first: with a 32-bit size_t (wasm32) the sum can wrap */
     const size_t forced = (o.sink_pages < np ? o.sink_pages : np) +
                           (o.recent_pages < np ? o.recent_pages : np);
     const size_t routed = Pmax >= np || forced >= np - Pmax ? np : Pmax + forced;
-    const size_t tokens = routed * S;
-    scratch_need need = {np, tokens, Kmax < tokens ? Kmax : tokens, routed};
+    const size_t tokens = routed * S, sel = Kmax < tokens ? Kmax : tokens;
+    /* a projection's dense fallback runs its solver over every token */
+    const int proj_dense = proj && o.tolerance > 0;
+    scratch_need need = {np, proj_dense ? np * S : tokens, proj_dense ? T : sel, sel, routed};
     if ((st = ensure_scratch(c, need))) return st;
 
     const vs_kernels *K = vs_kernels_active();
     vs_scratch *w = &c->ws;
     const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim;
+    w->sel_valid = 0;
     for (uint32_t h = 0; h < c->cfg.heads; h++) {
         const float *qh = q + (size_t)h * d;
         float *oh = out + (size_t)h * dv;
         vs_head_diag dg;
         uint32_t nr;
-        sparse_head(c, K, h, qh, sc, o.pages, o.candidates, &o, oh, &dg, &nr);
+        double ref;
+        st = sparse_head(c, K, h, qh, sc, o.pages, o.candidates, &o, eps_k, tol_k, oh, &dg, &nr, &ref);
         const double tol = o.tolerance;
-        if (tol > 0 && dg.error_bound > tol * dg.output_norm) {
-            sparse_head(c, K, h, qh, sc, Pmax, Kmax, &o, oh, &dg, &nr);
+        if (!st && tol > 0 && dg.error_bound > tol * ref) {
+            st = sparse_head(c, K, h, qh, sc, Pmax, Kmax, &o, eps_k, tol_k, oh, &dg, &nr, &ref);
             dg.fallback = VS_FALLBACK_WIDENED;
-            if (dg.error_bound > tol * dg.output_norm) dense_head(c, K, h, q, sc, out, &dg);
+            if (!st && dg.error_bound > tol * ref) {
+                if (proj) {
+                    st = sparse_head(c, K, h, qh, sc, np, T, &o, eps_k, tol_k, oh, &dg, &nr, &ref);
+                    dg.fallback = VS_FALLBACK_DENSE;
+                } else {
+                    dense_head(c, K, h, q, sc, out, &dg);
+                }
+            }
         }
+        if (st) return st; /* not expected: every input was checked above */
         /* remember the selection for vs_decode_candidates / vs_decode_routed_pages */
         w->sel_dense[h] = dg.fallback == VS_FALLBACK_DENSE;
         if (!w->sel_dense[h]) {

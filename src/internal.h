@@ -51,9 +51,16 @@ typedef struct vs_scratch {
     float *w;              /* [max(cap_cand, S)] weights */
     float *cs;             /* [max(cap_cand, S)] candidate scores */
     const float **rows;    /* [max(cap_cand, S)] value rows */
-    vs_topk_item *topk;    /* [VS_TOPK_SCRATCH(max(cap_cand, sel_cap_pages))] */
+    vs_topk_item *topk;    /* [VS_TOPK_SCRATCH(max(sel_cap_tokens, sel_cap_pages))] */
     float *acc;            /* [heads][dv] accumulators */
     float *hm, *hl;        /* [heads] running max and sum of the online softmax */
+    /* projection solvers (eg, fw) */
+    const float **krows;   /* [cap_cand] candidate key rows */
+    float *alpha, *mu;     /* [cap_cand] solution and KKT multipliers */
+    double *adj;           /* [cap_cand] adjusted scores a_i in double */
+    double *point;         /* [d] U alpha in double */
+    float *resid;          /* [d] q - U alpha, rounded to float */
+    void *solve_work;      /* vs_solve_work_bytes(cap_cand, d) */
     size_t bytes;          /* everything above, for vs_cache_get_info */
     /* Last selection per head (see vs_decode_candidates). */
     size_t sel_cap_tokens, sel_cap_pages;

@@ -194,6 +194,8 @@ static size_t fw_bytes(size_t n, size_t d) {
 }
 
 size_t vs_solve_work_bytes(size_t n, size_t d) {
+    /* about 24 n + 48 d + 7 ALIGN bytes: saturate instead of wrapping (wasm32) */
+    if (n > (SIZE_MAX / 2 - 8 * ALIGN) / 32 || d > (SIZE_MAX / 2 - 8 * ALIGN) / 64) return SIZE_MAX;
     const size_t e = eg_bytes(n, d), f = fw_bytes(n, d);
     return ALIGN + (e > f ? e : f);
 }

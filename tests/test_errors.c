@@ -59,6 +59,99 @@ static void bad_configs(void) {
     CHECK_STATUS(vs_cache_create(&cases[0].cfg, NULL), VS_E_NULL);
 }
 
+/* A sparse decode's observable result (output and diagnostics), for
+   "the cache is unchanged": the same decode before and after must agree. */
+typedef struct dsnap { float out[H * DV]; vs_head_diag diag[H]; } dsnap;
+
+static dsnap take_sparse(vs_cache *c, const vs_decode_options *o) {
+    dsnap s;
+    memset(&s, 0, sizeof s);
+    CHECK_STATUS(vs_decode(c, q, H * D, o, s.out, H * DV, s.diag, H), VS_OK);
+    return s;
+}
+
+/* eg / fw options: each invalid value is VS_E_OPTION (eps is checked for fw
+   too, although fw does not use it), a query or keys whose squared norm the
+   solvers cannot take is VS_E_RANGE, and none of it changes the cache. */
+static void projection_options(vs_cache *c) {
+    float out[H * DV];
+    vs_head_diag diag[H];
+    snap s0 = take(c);
+    for (uint32_t solver = VS_SOLVER_EG; solver <= VS_SOLVER_FW; solver++) {
+        vs_decode_options o;
+        vs_decode_options_default(&o);
+        o.solver = solver;
+        o.tolerance = 1e-3f;
+        const dsnap before = take_sparse(c, &o);
+        const struct { float eps, scale, tol; uint32_t max_iter; const char *what; } bad[] = {
+            {0.0f, 0, 1e-6f, 100, "eps 0"},
+            {-0.05f, 0, 1e-6f, 100, "eps < 0"},
+            {NAN, 0, 1e-6f, 100, "eps NaN"},
+            {INFINITY, 0, 1e-6f, 100, "eps Inf"},
+            {2e9f, 0, 1e-6f, 100, "eps > 1e9"},
+            {5e-10f, 0, 1e-6f, 100, "eps < 1e-9"},
+            {1e-9f, 100.0f, 1e-6f, 100, "eps / scale < 1e-9"},
+            {1e9f, 0.5f, 1e-6f, 100, "eps / scale > 1e9"},
+            {0.05f, 0, 1e-6f, 0, "max_iter 0"},
+            {0.05f, 0, 0.0f, 100, "solver_tol 0"},
+            {0.05f, 0, -1e-6f, 100, "solver_tol < 0"},
+            {0.05f, 0, NAN, 100, "solver_tol NaN"},
+            {0.05f, 0, INFINITY, 100, "solver_tol Inf"},
+            {0.05f, 1e-3f, 1e38f, 100, "solver_tol / scale overflows float"},
+            {0.05f, 100.0f, 1e-44f, 100, "solver_tol / scale underflows to 0"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            vs_decode_options b = o;
+            b.eps = bad[i].eps;
+            b.scale = bad[i].scale;
+            b.solver_tol = bad[i].tol;
+            b.max_iter = bad[i].max_iter;
+            const int st = vs_decode(c, q, H * D, &b, out, H * DV, diag, H);
+            CHECK(st == VS_E_OPTION, "solver %u, %s: status %d (%s), expected VS_E_OPTION", solver,
+                  bad[i].what, st, vs_strerror(st));
+        }
+        /* the edges of the ranges are accepted */
+        vs_decode_options e = o;
+        e.eps = 1e-9f * 1.001f;
+        e.scale = 1.0f;
+        e.max_iter = 1;
+        CHECK_STATUS(vs_decode(c, q, H * D, &e, out, H * DV, diag, H), VS_OK);
+        e.eps = 1e9f;
+        e.solver_tol = 1e30f;
+        CHECK_STATUS(vs_decode(c, q, H * D, &e, out, H * DV, diag, H), VS_OK);
+        /* query: finite and far inside VS_MAX_ABS (check_query accepts it for
+           softmax), but ||q_h||^2 = D * 1e16 > 1e15 */
+        float qb[H * D];
+        memcpy(qb, q, sizeof qb);
+        for (int j = 0; j < D; j++) qb[D + j] = 1e8f; /* head 1 only */
+        CHECK_STATUS(vs_decode(c, qb, H * D, &o, out, H * DV, diag, H), VS_E_RANGE);
+        vs_decode_options sm;
+        vs_decode_options_default(&sm);
+        CHECK_STATUS(vs_decode(c, qb, H * D, &sm, out, H * DV, diag, H), VS_OK);
+        /* keys: one key with elements 1e8 makes sum_j kabs_j^2 > 1e15 */
+        vs_cache *cb = fresh();
+        float kb[G * D], vb[G * DV];
+        memcpy(kb, keys, sizeof kb);
+        memcpy(vb, vals, sizeof vb);
+        for (int j = 0; j < D; j++) kb[j] = 1e8f; /* KV head 0 */
+        CHECK_STATUS(vs_cache_append(cb, kb, G * D, vb, G * DV), VS_OK);
+        CHECK_STATUS(vs_decode(cb, q, H * D, &o, out, H * DV, diag, H), VS_E_RANGE);
+        CHECK_STATUS(vs_decode(cb, q, H * D, &sm, out, H * DV, diag, H), VS_OK);
+        vs_cache_free(cb);
+        const dsnap after = take_sparse(c, &o);
+        CHECK(memcmp(&before, &after, sizeof before) == 0,
+              "solver %u: rejected decodes changed a later decode", solver);
+    }
+    /* softmax does not use eps, max_iter or solver_tol */
+    vs_decode_options sm;
+    vs_decode_options_default(&sm);
+    sm.eps = 0.0f;
+    sm.max_iter = 0;
+    sm.solver_tol = NAN;
+    CHECK_STATUS(vs_decode(c, q, H * D, &sm, out, H * DV, diag, H), VS_OK);
+    same(c, s0, "rejected eg / fw decodes");
+}
+
 static void bad_calls(void) {
     vs_cache *c = fresh();
     snap s0 = take(c);
@@ -142,6 +235,8 @@ static void bad_calls(void) {
     }
     same(c, s0, "rejected decodes");
 
+    projection_options(c);
+
     /* empty cache */
     vs_cache_config cfg = {H, G, D, DV, S, VS_DTYPE_F32};
     vs_cache *e;
@@ -179,45 +274,67 @@ static void bad_calls(void) {
 /* Make the Nth allocation of a call fail, for every N until the call
    succeeds: each failure must be VS_E_NOMEM and leave the cache intact. */
 static void allocation_failures(void) {
-    vs_cache *c = fresh();
-    float out[H * DV];
-    vs_head_diag diag[H];
-    for (int round = 0; round < 3; round++) {
-        /* append enough pages to grow the page arrays */
-        size_t n = 40 + 8 * round;
-        int done = 0;
-        for (long fail = 0; fail < 200 && !done; fail++) {
-            snap s0 = take(c);
-            vs_test_fail_alloc_after(fail);
-            int st = vs_cache_append(c, keys, n * G * D, vals, n * G * DV);
-            vs_test_fail_alloc_after(-1);
-            if (st == VS_OK) done = 1;
-            else {
-                CHECK_STATUS(st, VS_E_NOMEM);
-                same(c, s0, "a failed append");
+    /* every solver on its own cache, so that each one's first decodes grow the
+       scratch (eg / fw with a tolerance: T-sized scratch for the dense projection) */
+    for (uint32_t solver = VS_SOLVER_SOFTMAX; solver <= VS_SOLVER_FW; solver++) {
+        vs_cache *c = fresh();
+        float out[H * DV];
+        vs_head_diag diag[H];
+        int decode_failures = 0;
+        for (int round = 0; round < 3; round++) {
+            /* append enough pages to grow the page arrays */
+            size_t n = 40 + 8 * round;
+            int done = 0;
+            for (long fail = 0; fail < 200 && !done; fail++) {
+                snap s0 = take(c);
+                vs_test_fail_alloc_after(fail);
+                int st = vs_cache_append(c, keys, n * G * D, vals, n * G * DV);
+                vs_test_fail_alloc_after(-1);
+                if (st == VS_OK) done = 1;
+                else {
+                    CHECK_STATUS(st, VS_E_NOMEM);
+                    same(c, s0, "a failed append");
+                }
+            }
+            CHECK(done, "append never succeeded");
+            vs_decode_options o;
+            vs_decode_options_default(&o);
+            o.pages = 3 + round * 5; /* larger scratch each round */
+            o.candidates = 7 + round * 9;
+            o.tolerance = 1e-3f;
+            o.solver = solver;
+            done = 0;
+            for (long fail = 0; fail < 200 && !done; fail++) {
+                snap s0 = take(c);
+                vs_test_fail_alloc_after(fail);
+                int st = vs_decode(c, q, H * D, &o, out, H * DV, diag, H);
+                vs_test_fail_alloc_after(-1);
+                if (st == VS_OK) done = 1;
+                else {
+                    CHECK_STATUS(st, VS_E_NOMEM);
+                    same(c, s0, "a failed decode");
+                    decode_failures++;
+                }
+            }
+            CHECK(done, "decode never succeeded");
+            if (done) { /* the decode that finally succeeded is what an unhindered cache gives */
+                float ref[H * DV];
+                vs_head_diag rdiag[H];
+                vs_cache *r = fresh();
+                for (int k = 0; k <= round; k++)
+                    CHECK_STATUS(vs_cache_append(r, keys, (40 + 8 * (size_t)k) * G * D, vals,
+                                                 (40 + 8 * (size_t)k) * G * DV),
+                                 VS_OK);
+                CHECK_STATUS(vs_decode(r, q, H * D, &o, ref, H * DV, rdiag, H), VS_OK);
+                CHECK(memcmp(ref, out, sizeof ref) == 0 && memcmp(rdiag, diag, sizeof rdiag) == 0,
+                      "solver %u round %d: decode after allocation failures differs", solver,
+                      round);
+                vs_cache_free(r);
             }
         }
-        CHECK(done, "append never succeeded");
-        vs_decode_options o;
-        vs_decode_options_default(&o);
-        o.pages = 3 + round * 5; /* larger scratch each round */
-        o.candidates = 7 + round * 9;
-        o.tolerance = 1e-3f;
-        done = 0;
-        for (long fail = 0; fail < 200 && !done; fail++) {
-            snap s0 = take(c);
-            vs_test_fail_alloc_after(fail);
-            int st = vs_decode(c, q, H * D, &o, out, H * DV, diag, H);
-            vs_test_fail_alloc_after(-1);
-            if (st == VS_OK) done = 1;
-            else {
-                CHECK_STATUS(st, VS_E_NOMEM);
-                same(c, s0, "a failed decode");
-            }
-        }
-        CHECK(done, "decode never succeeded");
+        CHECK(decode_failures > 0, "solver %u: no decode allocation was ever failed", solver);
+        vs_cache_free(c);
     }
-    vs_cache_free(c);
     /* create */
     vs_cache_config cfg = {H, G, D, DV, S, VS_DTYPE_F32};
     for (long fail = 0; fail < 3; fail++) {

@@ -49,6 +49,7 @@
     X(offsetof(vs_head_diag, error_bound))                 \
     X(offsetof(vs_head_diag, output_norm))                 \
     X(offsetof(vs_head_diag, residual))                    \
+    X(offsetof(vs_head_diag, face_size))                   \
     X(sizeof(vs_cache_info))                               \
     X(offsetof(vs_cache_info, length))                     \
     X(offsetof(vs_cache_info, pages))                      \

@@ -180,6 +180,40 @@ size_t gv_cases(gv_case *out) {
     c = gv_make("library_defaults", VS_WL_NEEDLE, 2100, 1, 1, 64, 4, 0, 30);
     c.page_size = 0; /* VS_DEFAULT_PAGE_SIZE */
     out[n++] = c;
+    /* projection solvers: planted faces, needles, GQA, and their tolerance ladder */
+    c = gv_make("eg_gap_d16", VS_WL_GAP, 900, 1, 1, 16, 8, 16, 32);
+    c.wl.face = 4;
+    gv_opts(&c, 4, 24, 1, 1);
+    c.opt.solver = VS_SOLVER_EG;
+    out[n++] = c;
+    c = gv_make("fw_gap_d16", VS_WL_GAP, 900, 1, 1, 16, 8, 16, 33);
+    c.wl.face = 4;
+    gv_opts(&c, 4, 24, 1, 1);
+    c.opt.solver = VS_SOLVER_FW;
+    out[n++] = c;
+    c = gv_make("eg_needle_gqa4x2_d32_eps", VS_WL_NEEDLE, 1300, 4, 2, 32, 16, 32, 34);
+    gv_opts(&c, 4, 48, 1, 1);
+    c.opt.solver = VS_SOLVER_EG;
+    c.opt.eps = 0.2f;
+    c.opt.max_iter = 50;
+    c.opt.solver_tol = 1e-5f;
+    out[n++] = c;
+    c = gv_make("fw_uniform_d8_cap", VS_WL_UNIFORM, 400, 1, 1, 8, 8, 16, 35);
+    gv_opts(&c, 2, 64, 1, 1);
+    c.opt.solver = VS_SOLVER_FW;
+    c.opt.max_iter = 7;
+    out[n++] = c;
+    c = gv_make("tol_eg_uniform_dense", VS_WL_UNIFORM, 500, 2, 1, 8, 8, 16, 36);
+    gv_opts(&c, 2, 8, 1, 1);
+    c.opt.solver = VS_SOLVER_EG;
+    c.opt.eps = 0.5f;
+    c.opt.tolerance = 1e-3f;
+    out[n++] = c;
+    c = gv_make("tol_fw_gap", VS_WL_GAP, 700, 1, 1, 12, 8, 16, 37);
+    gv_opts(&c, 2, 8, 1, 1);
+    c.opt.solver = VS_SOLVER_FW;
+    c.opt.tolerance = 1e-3f;
+    out[n++] = c;
     return n;
 }
 
@@ -320,6 +354,9 @@ static void gv_header(const gv_case *c, size_t cand_total, uint32_t *h) {
     h[GV_W_WIDEN] = c->opt.widen;
     h[GV_W_SCALE] = gv_fbits(c->opt.scale);
     h[GV_W_TOLERANCE] = gv_fbits(c->opt.tolerance);
+    h[GV_W_EPS] = gv_fbits(c->opt.eps);
+    h[GV_W_MAX_ITER] = c->opt.max_iter;
+    h[GV_W_SOLVER_TOL] = gv_fbits(c->opt.solver_tol);
     h[GV_W_CAND_TOTAL] = (uint32_t)cand_total;
     h[GV_W_DIAG_WORDS] = GV_DIAG_WORDS;
     h[GV_W_CHUNK] = c->chunk;
@@ -348,6 +385,9 @@ static void gv_case_of_header(const uint32_t *h, gv_case *c) {
     c->opt.widen = h[GV_W_WIDEN];
     c->opt.scale = gv_bitsf(h[GV_W_SCALE]);
     c->opt.tolerance = gv_bitsf(h[GV_W_TOLERANCE]);
+    c->opt.eps = gv_bitsf(h[GV_W_EPS]);
+    c->opt.max_iter = h[GV_W_MAX_ITER];
+    c->opt.solver_tol = gv_bitsf(h[GV_W_SOLVER_TOL]);
     c->chunk = h[GV_W_CHUNK];
 }
 
@@ -423,7 +463,7 @@ static int gv_write_case(const char *dir, const gv_case *c, FILE *index, int fir
                 "     \"cache\": {\"page_size\": %u, \"append_chunk\": %u},\n"
                 "     \"options\": {\"pages\": %u, \"candidates\": %u, \"sink_pages\": %u, "
                 "\"recent_pages\": %u, \"solver\": %u, \"widen\": %u, \"scale\": %.9g, "
-                "\"tolerance\": %.9g},\n"
+                "\"tolerance\": %.9g, \"eps\": %.9g, \"max_iter\": %u, \"solver_tol\": %.9g},\n"
                 "     \"arrays\": {\"keys\": [%zu, %zu], \"values\": [%zu, %zu], \"queries\": [%zu, %zu], "
                 "\"dense\": [%zu, %zu], \"sparse\": [%zu, %zu], \"diag\": [%zu, %zu], "
                 "\"cand_count\": [%zu, %zu], \"cand\": [%zu, %zu], \"ref\": [%zu, %zu]}}",
@@ -431,7 +471,8 @@ static int gv_write_case(const char *dir, const gv_case *c, FILE *index, int fir
                 w->kv_heads, w->head_dim, w->value_dim, w->face, w->needles, (double)w->margin,
                 w->seed_lo, w->seed_hi, c->step, c->page_size, c->chunk, c->opt.pages,
                 c->opt.candidates, c->opt.sink_pages, c->opt.recent_pages, c->opt.solver,
-                c->opt.widen, (double)c->opt.scale, (double)c->opt.tolerance, L.keys, sz.keys,
+                c->opt.widen, (double)c->opt.scale, (double)c->opt.tolerance, (double)c->opt.eps,
+                c->opt.max_iter, (double)c->opt.solver_tol, L.keys, sz.keys,
                 L.values, sz.values, L.queries, sz.queries, L.dense, sz.out, L.sparse, sz.out,
                 L.diag, sz.diag_words, L.cand_count, sz.heads, L.cand, o.cand_total, L.ref, sz.out);
     }
@@ -672,7 +713,7 @@ int gv_check(const char *dir, const char *file, gv_result *r) {
                 const vs_head_diag *a = &o.diag[h], *b = &gdiag[h];
                 r->int_mismatch += (a->routed_pages != b->routed_pages) +
                                    (a->candidates != b->candidates) + (a->fallback != b->fallback) +
-                                   (a->iterations != b->iterations);
+                                   (a->iterations != b->iterations) + (a->face_size != b->face_size);
                 const float fa[7] = {a->effective_support, a->gap, a->leakage_bound, a->rho_cert,
                                      a->error_bound, a->output_norm, a->residual};
                 const float fb[7] = {b->effective_support, b->gap, b->leakage_bound, b->rho_cert,

@@ -7,6 +7,7 @@
  *   vashista vectors DIR               write golden vectors (tests/vectors/FORMAT.md)
  *   vashista parity DIR                recompute golden vectors and compare
  *   vashista soak   [options]          long run with truncations: memory bounded, sparse == dense
+ *   vashista leakage [options]         EG off-face leakage vs the face theorem's bound (src/cli/leakage.c)
  *
  * Every subcommand takes --json (machine-readable JSON on stdout, nothing
  * else there) and --help. Progress goes to stderr. Exit codes: 0 success,
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "golden.h"
+#include "leakage.h"
 #include "include/vashista.h"
 #include "reference.h"
 #include "workloads.h"
@@ -463,9 +465,24 @@ static size_t configs_from_args(args *a, dconfig *out) {
     return 1;
 }
 
-/* The remaining decode options: --sink --recent --widen --tolerance --scale. */
+static const char *solver_name(uint32_t s) {
+    return s == VS_SOLVER_EG ? "eg" : s == VS_SOLVER_FW ? "fw" : "softmax";
+}
+
+/* The remaining decode options: --sink --recent --widen --tolerance --scale
+   --solver --eps --max-iter --solver-tol. */
 static void options_from_args(args *a, vs_decode_options *o) {
     vs_decode_options_default(o);
+    const char *sv = arg_get(a, "solver");
+    if (sv) {
+        if (strcmp(sv, "softmax") == 0) o->solver = VS_SOLVER_SOFTMAX;
+        else if (strcmp(sv, "eg") == 0) o->solver = VS_SOLVER_EG;
+        else if (strcmp(sv, "fw") == 0) o->solver = VS_SOLVER_FW;
+        else die_usage("--solver: '%s' is not softmax, eg or fw", sv);
+    }
+    o->eps = (float)arg_double(a, "eps", o->eps, 1e-9, 1e9);
+    o->max_iter = arg_u32(a, "max-iter", o->max_iter, 1, UINT32_MAX);
+    o->solver_tol = (float)arg_double(a, "solver-tol", o->solver_tol, 1e-30, 1e30);
     o->sink_pages = arg_u32(a, "sink", o->sink_pages, 0, UINT32_MAX);
     o->recent_pages = arg_u32(a, "recent", o->recent_pages, 0, UINT32_MAX);
     o->widen = arg_u32(a, "widen", o->widen, 2, 1u << 20);
@@ -517,10 +534,13 @@ static void json_options(jw *j, const vs_decode_options *o, int with_sizes) {
     }
     jw_int(j, "sink_pages", o->sink_pages);
     jw_int(j, "recent_pages", o->recent_pages);
-    jw_int(j, "solver", o->solver);
+    jw_str(j, "solver", solver_name(o->solver));
     jw_int(j, "widen", o->widen);
     jw_num(j, "scale", o->scale);
     jw_num(j, "tolerance", o->tolerance);
+    jw_num(j, "eps", o->eps); /* eg, fw */
+    jw_int(j, "max_iter", o->max_iter);
+    jw_num(j, "solver_tol", o->solver_tol);
 }
 
 /* ======================================================================== */
@@ -589,9 +609,11 @@ static int cmd_info(args *a) {
            env ? ")" : "");
     printf("isas available:  %s\n", avail);
     printf("defaults:        page size %u, pages %u, candidates %u, sink pages %u, recent pages %u,\n"
-           "                 solver softmax, widen %u, scale %s, tolerance %g (off)\n",
+           "                 solver softmax, widen %u, scale %s, tolerance %g (off);\n"
+           "                 eg/fw: eps %g, max iterations %u, solver tolerance %g\n",
            VS_DEFAULT_PAGE_SIZE, o.pages, o.candidates, o.sink_pages, o.recent_pages, o.widen,
-           o.scale == 0 ? "1/sqrt(d)" : "custom", (double)o.tolerance);
+           o.scale == 0 ? "1/sqrt(d)" : "custom", (double)o.tolerance, (double)o.eps, o.max_iter,
+           (double)o.solver_tol);
     printf("limits:          dim <= %u, heads <= %u, page size <= %u, tokens <= %u\n", VS_MAX_DIM,
            VS_MAX_HEADS, VS_MAX_PAGE_SIZE, VS_MAX_TOKENS);
     printf("workloads:       gap margin %g (face %u), needle margin %g (%u needles), uniform\n",
@@ -620,6 +642,7 @@ static const char *help_bench =
     "  --config LIST       page:pages:candidates configurations, e.g. 16:64:128,32:32:256\n"
     "  --page S --pages P --candidates Kc   one configuration   [library defaults]\n"
     "  --sink N --recent N --widen N --tolerance X --scale X    decode options\n"
+    "  --solver softmax|eg|fw --eps X --max-iter N --solver-tol X  solver  [softmax]\n"
     "  --d N --dv N --heads N --kv-heads N   shape   [128 128 1 heads]\n"
     "  --workload needle|gap|uniform [--margin X --face N --needles N --seed N]\n"
     "  --reps N            minimum timed repetitions  [15]\n"
@@ -972,6 +995,10 @@ static int cmd_bench(args *a) {
         printf("\nerr bound: error_bound / ||out|| of the timed sparse decodes; vs dense: "
                "||sparse - dense|| / ||dense||\nagainst this build's dense decode; recall: %s "
                "(planted tokens among the candidates).\n", recall_name);
+        if (base.solver != VS_SOLVER_SOFTMAX)
+            printf("solver %s: vs dense is its distance from dense softmax; its error bound is\n"
+                   "against the same solver over every token (fw: on the projected point).\n",
+                   solver_name(base.solver));
     }
     (void)nrows;
     free(rows);
@@ -1034,6 +1061,9 @@ static int cmd_eval(args *a) {
     if (ncfg != 1) die_usage("eval takes one configuration");
     vs_decode_options opt;
     options_from_args(a, &opt);
+    if (opt.solver != VS_SOLVER_SOFTMAX)
+        die_usage("eval measures against float64 dense softmax; the projection solvers are "
+                  "checked against float64 projections in tests/test_decode_solvers.c");
     opt.pages = cfgs[0].P;
     opt.candidates = cfgs[0].Kc;
     int per_trial = arg_flag(a, "per-trial");
@@ -1882,6 +1912,7 @@ static const char *help_main =
     "  vectors DIR       write golden vectors\n"
     "  parity DIR        recompute golden vectors and compare\n"
     "  soak              long run: 1M tokens, 100K decodes, truncations; memory and correctness\n"
+    "  leakage           EG off-face leakage on planted-gap problems vs the face theorem's bound\n"
     "\n"
     "Every command takes --help and --json. Exit status: 0 ok, 1 failure, 2 usage error.\n"
     "The environment variable VASHISTA_ISA (scalar, avx2) forces an instruction set.\n";
@@ -1903,6 +1934,7 @@ int main(int argc, char **argv) {
     static char name[64];
     snprintf(name, sizeof name, "vashista %s", cmd);
     g_cmd = name;
+    if (strcmp(cmd, "leakage") == 0) return vs_cli_leakage(argc - 2, argv + 2);
     args a;
     parse_args(argc - 2, argv + 2, &a);
     a.help = arg_flag(&a, "help");
@@ -1915,5 +1947,5 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "parity") == 0) return cmd_parity(&a);
     if (strcmp(cmd, "soak") == 0) return cmd_soak(&a);
     g_cmd = "vashista";
-    die_usage("unknown command '%s' (info, bench, eval, vectors, parity, soak)", cmd);
+    die_usage("unknown command '%s' (info, bench, eval, vectors, parity, soak, leakage)", cmd);
 }

@@ -167,20 +167,31 @@ enum vs_solver {
     VS_SOLVER_FW = 2       /* unregularized projection, Frank-Wolfe */
 };
 
+/* The projection solvers (DESIGN section 2), in score units: with s_i = scale <q, k_i>,
+ *   eg: alpha = argmin_{simplex} scale/2 ||U alpha - q||^2 + eps sum alpha_i log alpha_i
+ *   fw: alpha = argmin_{simplex} scale/2 ||U alpha - q||^2
+ * over the candidate keys U = [k_i], and out = sum alpha_i v_i. Both are
+ * deterministic and bit-identical across ISAs. Their objective's gradient is
+ * -a_i with a_i = scale <k_i, q - U alpha>, the "adjusted scores": eg's alpha
+ * is softmax(a / eps) at its fixed point. */
+
 typedef struct vs_decode_options {
     uint32_t pages;        /* P: pages routed by bound, besides sink and recent pages; >= 1 */
     uint32_t candidates;   /* Kc: candidate tokens kept after exact scoring; >= 1 */
     uint32_t sink_pages;   /* first pages always routed (attention sinks) */
     uint32_t recent_pages; /* last pages always routed (recency) */
-    uint32_t solver;       /* VS_SOLVER_SOFTMAX */
+    uint32_t solver;       /* enum vs_solver */
     uint32_t widen;        /* factor applied to pages and candidates on the widened retry, >= 2 */
     float scale;           /* 0 means 1/sqrt(head_dim); else finite and > 0 */
-    float tolerance;       /* 0: off. Else, per head: if error_bound > tolerance * ||out||,
-                              retry with widen x pages and candidates; if still above,
-                              decode that head densely. */
-    float eps;             /* eg: entropic regularization weight (> 0) */
-    uint32_t max_iter;     /* eg, fw: iteration cap (>= 1) */
-    float solver_tol;      /* eg: KKT residual, fw: duality gap at which to stop (> 0) */
+    float tolerance;       /* 0: off. Else, per head: if error_bound > tolerance * (the
+                              reference norm: ||out||, for fw ||U alpha||), retry with
+                              widen x pages and candidates; if still above, decode that
+                              head densely (eg, fw: the same solver over every token). */
+    float eps;             /* eg: entropy weight in score units, in [1e-9, 1e9], and
+                              eps / scale too */
+    uint32_t max_iter;     /* eg, fw: cap on solver iterations, >= 1 */
+    float solver_tol;      /* eg: entropic duality gap (KKT residual), fw: Frank-Wolfe
+                              duality gap, in score units, at which to stop; finite, > 0 */
 } vs_decode_options;
 
 /* Fills *options with the defaults (chosen by measurement, see README). */
@@ -193,20 +204,37 @@ enum vs_fallback {
 };
 
 /* Per query head. Every field is 4 bytes so the layout is the same in wasm32
- * and native builds (the JS package reads it directly). */
+ * and native builds (the JS package reads it directly). "Exact attention" is
+ * the same solver over every token of the cache: softmax for softmax, the
+ * entropic projection onto the hull of all keys for eg, the projection of q
+ * onto the hull of all keys for fw. Bounds hold for the float32 output. */
 typedef struct vs_head_diag {
     uint32_t routed_pages;     /* pages scored exactly (sink + recent + top-P, distinct) */
     uint32_t candidates;       /* |C|: tokens attended */
     uint32_t fallback;         /* enum vs_fallback */
     uint32_t iterations;       /* solver iterations (softmax: 1) */
     float effective_support;   /* exp(entropy(alpha)) over C */
-    float gap;                 /* certified lower bound on min_{i in C} s_i - max_{j not in C} s_j
-                                  (+inf when C is every token) */
-    float leakage_bound;       /* min(1, (T - |C|) / |C| * exp(-gap)): the face theorem's bound */
-    float rho_cert;            /* certified bound on the dense mass outside C */
-    float error_bound;         /* certified bound on ||out_sparse - out_dense||_2, float rounding included */
-    float output_norm;         /* ||out_sparse||_2 for this head */
-    float residual;            /* solver residual (softmax: 0) */
+    float gap;                 /* Delta, in score units, between the face I and every other token
+                                  (+inf when I is every token). softmax: I = C and Delta is a
+                                  certified lower bound on min_{i in C} s_i - max_{j not in C} s_j.
+                                  eg, fw: the KKT multiplier gap at the returned alpha,
+                                  min_{i in I} a_i - max_{j not in I} a_j (adjusted scores;
+                                  tokens outside C by exact scores and page bounds) */
+    float leakage_bound;       /* the face theorem's bound on the mass off I, at most 1:
+                                  softmax (T - |C|) / |C| exp(-Delta), eg (T - |I|) / |I|
+                                  exp(-Delta / (2 eps)) (1 if it stopped at max_iter), fw 0
+                                  (its alpha is exactly 0 off I) */
+    float rho_cert;            /* certified bound on the mass exact attention puts outside C
+                                  (softmax, eg); fw: 1 (its exact weights need not be unique:
+                                  error_bound certifies its point instead); 0 when C is every token */
+    float error_bound;         /* certified bound, float rounding included, on
+                                  softmax, eg: ||out - exact out||_2;
+                                  fw: ||U alpha - p*||_2, p* the projection of q onto the hull of
+                                  every key (the output's weights are not unique, its point is) */
+    float output_norm;         /* ||out||_2 for this head */
+    float residual;            /* solver residual in score units (softmax: 0) */
+    uint32_t face_size;        /* |I|: softmax |C|; fw the support of alpha; eg the face read off
+                                  its multipliers (every candidate when none is separated) */
 } vs_head_diag;
 
 /* Sparse decode for every query head. q: [heads][head_dim], out:

@@ -230,6 +230,15 @@ def seeds():
         sparse(solver=2) + sparse(tol="neg") + sparse(tol="nan") + sparse(tol="inf") + \
         sparse(solver=1, solver_params=0) + sparse(solver_params=0xFF) + \
         sparse(diag=1) + sparse(diag=2) + sparse(diag=8)
+    # eg and fw that run (solver_params: eps, max_iter, solver_tol): 221 = 1, 1000, 1e-6;
+    # 110 = 0.5, 200, 1e-3; 149 = 1, 2, 1e-9 (stops at max_iter); 158 = 0.5, 1000, 1e-9
+    s["projection"] = create(kv=2, group=2, d=8, dv=6, page=4) + append(39) + append(30) + \
+        sparse(solver=1, solver_params=221) + sparse(solver=2, solver_params=221) + \
+        sparse(solver=1, solver_params=110, pages="all", cand="all") + \
+        sparse(solver=2, solver_params=149, tol="e_3", widen=2) + \
+        sparse(solver=1, solver_params=158, tol="e_6", widen=3) + selection() + \
+        truncate(7, 17) + sparse(solver=2, solver_params=110, pages=1, cand=4) + \
+        sparse(solver=1, solver_params=149, pages=2, cand=8)
     s["tolerances"] = create(kv=2, group=2, d=16, dv=8, page=4) + append(39, kfam="wide") + \
         append(39) + sparse(tol="e_9", widen=2) + sparse(tol="huge") + sparse(tol="denorm") + \
         sparse(tol="half", widen=5) + sparse(tol="five_pct", pages=1, cand=2) + \

@@ -121,18 +121,36 @@ export interface DecodeOptions {
   sinkPages?: number;
   /** Last pages always routed (recency). */
   recentPages?: number;
+  /**
+   * softmax (default): softmax over the candidates. The projection solvers, in
+   * score units (s_i = scale <q, k_i>), over the candidate keys U = [k_i], out = sum alpha_i v_i:
+   *   eg: alpha = argmin over the simplex of scale/2 ||U alpha - q||^2 + eps sum alpha_i log alpha_i
+   *   fw: alpha = argmin over the simplex of scale/2 ||U alpha - q||^2
+   * Deterministic and bit-identical across ISAs.
+   */
   solver?: Solver;
-  /** 0 (default): off. Else, per head: if errorBound > tolerance * ||out||, widen, then fall back to dense. */
+  /**
+   * 0 (default): off. Else, per head: if errorBound > tolerance * (||out||; for fw ||U alpha||),
+   * retry with widen x pages and candidates; if still above, fall back to dense (for eg and fw:
+   * the same solver over every token, which needs scratch for every token: E_NOMEM is possible).
+   */
   tolerance?: number;
   /** Factor applied to pages and candidates on the widened retry, >= 2. */
   widen?: number;
   /** Score scale; 0 means 1/sqrt(headDim). */
   scale?: number;
-  /** eg: entropic regularization weight (> 0). */
+  /**
+   * eg: entropy weight in score units, in [1e-9, 1e9] (as a float32). With eg and fw,
+   * eps / scale must be in that range too (E_OPTION otherwise). Default 0.05.
+   */
   eps?: number;
-  /** eg, fw: iteration cap (>= 1). */
+  /** eg, fw: cap on solver iterations, an integer >= 1. Default 200. */
   maxIter?: number;
-  /** eg: KKT residual, fw: duality gap at which to stop (> 0). */
+  /**
+   * eg: entropic duality gap (KKT residual), fw: Frank-Wolfe duality gap, in score units, at which
+   * the solver stops; finite and > 0 (with eg and fw, solverTol / scale must stay a positive float32).
+   * Default 1e-6.
+   */
   solverTol?: number;
 }
 
@@ -152,29 +170,57 @@ export interface DecodeDefaults {
 
 export type Fallback = 'none' | 'widened' | 'dense';
 
-/** Per query head (the C struct vs_head_diag). */
+/**
+ * Per query head (the C struct vs_head_diag). "Exact attention" is the same solver over
+ * every token of the cache: softmax for softmax; for eg the entropic projection onto the hull
+ * of all keys; for fw the projection of q onto the hull of all keys. Bounds hold for the
+ * float32 output.
+ */
 export interface HeadDiagnostics {
   /** Pages scored exactly (sink + recent + top-P, distinct). */
   routedPages: number;
   /** |C|: tokens attended. */
   candidates: number;
   fallback: Fallback;
-  /** Solver iterations (softmax: 1). */
+  /** Solver iterations (softmax: 1; eg, fw: at most maxIter, 0 if the start met solverTol). */
   iterations: number;
   /** exp(entropy(alpha)) over the candidates. */
   effectiveSupport: number;
-  /** Certified lower bound on the support gap (Infinity when every token is a candidate). */
+  /**
+   * Delta, in score units, between the face I (faceSize tokens) and every other token
+   * (Infinity when I is every token). softmax: I = C, a certified lower bound on
+   * min_{i in C} s_i - max_{j not in C} s_j. eg, fw: the KKT multiplier gap at the returned
+   * alpha, min_{i in I} a_i - max_{j not in I} a_j over the adjusted scores
+   * a_i = scale <k_i, q - U alpha> (tokens outside C bounded by exact scores and page bounds).
+   */
   gap: number;
-  /** The face theorem's bound min(1, (T - |C|) / |C| * exp(-gap)). */
+  /**
+   * The face theorem's bound on the mass off I, at most 1: softmax (T - |C|) / |C| exp(-gap),
+   * eg (T - |I|) / |I| exp(-gap / (2 eps)) (1 if it stopped at maxIter), fw 0 (its alpha is
+   * exactly 0 off I).
+   */
   leakageBound: number;
-  /** Certified bound on the dense attention mass outside the candidates. */
+  /**
+   * Certified bound on the mass exact attention puts outside the candidates (softmax, eg);
+   * fw: 1 (its exact weights need not be unique: errorBound certifies its point instead);
+   * 0 when every token is a candidate.
+   */
   rhoCert: number;
-  /** Certified bound on ||output - dense output||_2 for this head, float rounding included. */
+  /**
+   * Certified bound, float rounding included: softmax, eg: ||output - exact output||_2 for this
+   * head; fw: ||U alpha - p*||_2, p* the projection of q onto the hull of every key (the
+   * output's weights are not unique, its point is).
+   */
   errorBound: number;
   /** ||output||_2 for this head. */
   outputNorm: number;
-  /** Solver residual (softmax: 0). */
+  /** Solver residual in score units (softmax: 0; eg: entropic duality gap; fw: Frank-Wolfe gap). */
   residual: number;
+  /**
+   * |I|, the face: softmax the candidates (= candidates); fw the support of alpha; eg the face
+   * read off its multipliers (every candidate when none is separated).
+   */
+  faceSize: number;
 }
 
 export interface DecodeResult {

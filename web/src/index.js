@@ -122,6 +122,44 @@ function checkPositive(x, name) {
   return x;
 }
 
+/* The projection solvers' entropy weight: [1e-9, 1e9] as a float32 (vashista.h). */
+const EPS_MIN = Math.fround(1e-9);
+const EPS_MAX = Math.fround(1e9);
+
+function checkEps(x, name) {
+  if (typeof x !== 'number') throw fail('E_TYPE', name, `${name} must be a number, got ${describe(x)}`);
+  const f = Math.fround(x);
+  if (!(f >= EPS_MIN && f <= EPS_MAX)) throw fail('E_OPTION', name, `${name} must be in [1e-9, 1e9] (as a float32), got ${x}`);
+  return x;
+}
+
+/* eg, fw work in the keys' units: eps / scale and solverTol / scale must stay
+   in range too (vs_decode refuses them otherwise; named here). */
+function checkProjectionUnits(eps, solverTol, scale, headDim) {
+  const sc = scale === 0 ? Math.fround(1 / Math.sqrt(headDim)) : Math.fround(scale);
+  const e = Math.fround(eps) / sc;
+  if (!(e >= EPS_MIN && e <= EPS_MAX))
+    throw fail('E_OPTION', 'options.eps', `options.eps / scale = ${e} must be in [1e-9, 1e9] for the eg and fw solvers (eps ${eps}, scale ${sc})`);
+  const t = Math.fround(solverTol) / sc;
+  if (!(t > 0 && t < 3.0e38) || !(Math.fround(t) > 0))
+    throw fail('E_OPTION', 'options.solverTol', `options.solverTol / scale = ${t} must be a positive float32 for the eg and fw solvers (solverTol ${solverTol}, scale ${sc})`);
+}
+
+/* After the library reported RANGE for eg / fw with every element in range:
+   a squared norm above the projection solvers' limit (1e15, vashista.h). */
+function projectionRangeProblem(q, heads, headDim) {
+  for (let h = 0; h < heads; h++) {
+    let qq = 0;
+    for (let j = 0; j < headDim; j++) qq += q[h * headDim + j] * q[h * headDim + j];
+    if (qq > Math.fround(1e15) * 0.999)
+      return { name: 'q', message: `||q[${h}]||^2 = ${qq} is too large for the eg and fw solvers (at most about 1e15)` };
+  }
+  return {
+    name: 'cache',
+    message: 'the keys are too large: for the eg and fw solvers the bound on ||k||^2 must stay below about 1e15 (or scale * |q|.|k| could overflow)',
+  };
+}
+
 function checkF32(x, name, multiple, what) {
   if (!(x instanceof Float32Array))
     throw fail('E_TYPE', name, `${name} must be a Float32Array, got ${describe(x)}`);
@@ -304,13 +342,13 @@ const ABI_LAYOUT = {
   /* sizeof, then the offset of every field, in declaration order */
   config: [24, 0, 4, 8, 12, 16, 20],
   options: [44, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40],
-  diag: [44, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40],
+  diag: [48, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44],
   info: [56, 24, 28, 32, 40, 48], /* length, pages, then three doubles */
   workload: [44, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40],
   scalars: [4, 4], /* sizeof(size_t), sizeof(void *) */
 };
 const ABI = Object.values(ABI_LAYOUT).flat();
-const DIAG_BYTES = 44;
+const DIAG_BYTES = 48;
 
 /* Slots of the instance's fixed argument block (malloc'd once, 8-aligned):
    offsets in bytes; init checks that every struct fits its slot. */
@@ -545,7 +583,7 @@ class Cache {
     const widen = o.widen === undefined ? d.widen : checkInt(o.widen, 'options.widen', 2, U32_MAX);
     const scale = o.scale === undefined ? d.scale : checkFloat(o.scale, 'options.scale', 0);
     const tolerance = o.tolerance === undefined ? d.tolerance : checkFloat(o.tolerance, 'options.tolerance', 0);
-    const eps = o.eps === undefined ? d.eps : checkPositive(o.eps, 'options.eps');
+    const eps = o.eps === undefined ? d.eps : checkEps(o.eps, 'options.eps');
     const maxIter = o.maxIter === undefined ? d.maxIter : checkInt(o.maxIter, 'options.maxIter', 1, U32_MAX);
     const solverTol = o.solverTol === undefined ? d.solverTol : checkPositive(o.solverTol, 'options.solverTol');
     let solver = SOLVERS[d.solver];
@@ -555,6 +593,7 @@ class Cache {
         throw fail('E_OPTION', 'options.solver', `options.solver '${o.solver}' is not available (available: ${Object.keys(SOLVERS).join(', ')})`);
       solver = SOLVERS[o.solver];
     }
+    if (solver !== SOLVERS.softmax) checkProjectionUnits(eps, solverTol, scale, headDim);
     checkExactF32(q, 'q', heads * headDim, 'heads * headDim');
 
     const outCount = heads * valueDim;
@@ -579,7 +618,8 @@ class Cache {
     f32[(opt >>> 2) + 10] = solverTol;
     const st = e.call('vs_decode', ptr, base, q.length, opt, outPtr, outCount, diagPtr, heads);
     if (st) {
-      const bad = st === -6 || st === -7 ? findBadElement([['q', q]], st) : null;
+      let bad = st === -6 || st === -7 ? findBadElement([['q', q]], st) : null;
+      if (st === -7 && !bad && solver !== SOLVERS.softmax) bad = projectionRangeProblem(q, heads, headDim);
       let detail = bad?.message;
       if (st === -9) {
         /* everything JS can check was checked: name what the library was given */
@@ -605,6 +645,7 @@ class Cache {
         errorBound: f32[w + 8],
         outputNorm: f32[w + 9],
         residual: f32[w + 10],
+        faceSize: u32[w + 11],
       };
     }
     return { output, diagnostics };

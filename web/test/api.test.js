@@ -203,7 +203,7 @@ test('decode: result shape, diagnostics fields and certificate', () => {
   assert.ok(res.output instanceof Float32Array);
   assert.equal(res.output.length, 4 * 16);
   assert.equal(res.diagnostics.length, 4);
-  const fields = ['routedPages', 'candidates', 'fallback', 'iterations', 'effectiveSupport', 'gap', 'leakageBound', 'rhoCert', 'errorBound', 'outputNorm', 'residual'];
+  const fields = ['routedPages', 'candidates', 'fallback', 'iterations', 'effectiveSupport', 'gap', 'leakageBound', 'rhoCert', 'errorBound', 'outputNorm', 'residual', 'faceSize'];
   for (let h = 0; h < 4; h++) {
     const d = res.diagnostics[h];
     assert.deepEqual(Object.keys(d), fields);
@@ -212,6 +212,7 @@ test('decode: result shape, diagnostics fields and certificate', () => {
     assert.ok(d.candidates >= 1 && d.candidates <= 32, `candidates ${d.candidates}`);
     assert.equal(d.iterations, 1);
     assert.equal(d.residual, 0);
+    assert.equal(d.faceSize, d.candidates, 'softmax: the face is the candidate set');
     assert.ok(d.effectiveSupport >= 1 && d.effectiveSupport <= d.candidates + 1e-3);
     assert.ok(d.rhoCert >= 0 && d.rhoCert <= 1);
     assert.ok(d.leakageBound >= 0 && d.leakageBound <= 1);

@@ -24,8 +24,12 @@ const QUERY = 'T=4096&heads=4&kvHeads=2&d=64&pageSize=32&P=8&Kc=64&workload=need
 /* JSON round trip, as the page's numbers went through it (Infinity -> null, -0 -> 0) */
 const viaJson = (x) => JSON.parse(JSON.stringify(x));
 
-async function nodeReference() {
-  const cfg = configFrom(new URLSearchParams(QUERY));
+/* the same decode with eg and fw (no heatmap: quicker) */
+const QUERY_EG = 'T=3000&heads=2&kvHeads=1&d=16&pageSize=16&P=8&Kc=64&workload=needle&seed=3&tolerance=0&solver=eg&eps=0.2&maxIter=300&solverTol=1e-7&heatmap=0';
+const QUERY_FW = 'T=3000&heads=2&kvHeads=1&d=16&pageSize=16&P=8&Kc=64&workload=gap&seed=4&tolerance=0.05&solver=fw&heatmap=0';
+
+async function nodeReference(query = QUERY) {
+  const cfg = configFrom(new URLSearchParams(query));
   const vs = await init();
   const wl = vs.workload({ kind: cfg.workload, T: cfg.T, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.d, valueDim: cfg.d, seed: cfg.seed });
   const cache = vs.createCache({ heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.d, valueDim: cfg.d, pageSize: cfg.pageSize });
@@ -34,7 +38,7 @@ async function nodeReference() {
   const dense = cache.decodeDense(q);
   const r = cache.decode(q, decodeOptions(cfg));
   const out = { dense: Array.from(dense), sparse: Array.from(r.output), diagnostics: r.diagnostics,
-    candidates: Array.from(cache.lastCandidates(0)), routedPages: Array.from(cache.lastRoutedPages(0)), isa: vs.isa };
+    candidates: Array.from(cache.lastCandidates(0)), routedPages: Array.from(cache.lastRoutedPages(0)), isa: vs.isa, options: decodeOptions(cfg) };
   cache.free();
   return viaJson(out);
 }
@@ -89,9 +93,10 @@ async function screenshot(browser, file, sessionId) {
 }
 
 /* The numbers the page shows: bit-equal to the Node run (same wasm, same seed). */
-function checkShown(r, expected) {
-  assert.equal(r.config.T, 4096);
-  assert.equal(r.config.kvHeads, 2);
+function checkShown(r, expected, { T = 4096, kvHeads = 2, needles = true } = {}) {
+  assert.equal(r.config.T, T);
+  assert.equal(r.config.kvHeads, kvHeads);
+  assert.deepEqual(r.config.options, expected.options);
   /* the numbers shown: bit-equal to the Node run (same wasm, same seed) */
   assert.deepEqual(r.dense, expected.dense);
   assert.deepEqual(r.sparse, expected.sparse);
@@ -99,14 +104,18 @@ function checkShown(r, expected) {
   assert.deepEqual(r.routedPages, expected.routedPages);
   assert.equal(r.diagnostics.length, expected.diagnostics.length);
   r.diagnostics.forEach((d, h) => {
-    const { trueError, denseNorm, ...fromWasm } = d;
+    const { trueError, denseNorm, referenceBound, ...fromWasm } = d;
     assert.deepEqual(fromWasm, expected.diagnostics[h], `diagnostics of head ${h}`);
-    assert.ok(trueError <= d.errorBound, `head ${h}: the certified bound holds (${trueError} <= ${d.errorBound})`);
+    assert.ok(Number.isFinite(denseNorm) && denseNorm > 0, `head ${h}: reference norm ${denseNorm}`);
+    /* softmax: against the dense decode; eg: against eg over every token (within its own bound);
+       fw: none shown (it certifies its point, not its output) */
+    if (expected.options.solver === 'fw') assert.equal(trueError, null, `head ${h}: fw shows no true error`);
+    else assert.ok(trueError <= d.errorBound + referenceBound, `head ${h}: the certified bound holds (${trueError} <= ${d.errorBound} + ${referenceBound})`);
   });
   /* the table shows one row per head plus the header, and the fallback column matches */
   assert.equal(r.table.length, 1 + expected.diagnostics.length);
   assert.deepEqual(r.table.slice(1).map((row) => row[1]), expected.diagnostics.map((d) => d.fallback));
-  assert.equal(r.markedFound > 0, true, 'some needles among the candidates');
+  if (needles) assert.equal(r.markedFound > 0, true, 'some needles among the candidates');
 }
 
 test('demo page in headless Chromium: same numbers as the Node API, local requests only, no errors', { timeout: 60000 }, async () => {
@@ -146,6 +155,43 @@ test('demo page in headless Chromium: same numbers as the Node API, local reques
     await srv.close();
   }
 });
+
+for (const [solver, query] of [['eg', QUERY_EG], ['fw', QUERY_FW]]) {
+  test(`demo page with solver ${solver}: same numbers as the Node API, the solver's weights drawn, no errors`, { timeout: 60000 }, async () => {
+    assert.ok(chromium, 'no Chromium found: run tests/setup.sh (installs Debian chromium)');
+    const expected = await nodeReference(query);
+    assert.equal(expected.options.solver, solver);
+    let gotReport;
+    const report = new Promise((resolve) => { gotReport = resolve; });
+    const srv = await serve({ onReport: (body) => gotReport(body) });
+    const profile = await mkdtemp(join(tmpdir(), `vashista-demo-${solver}-`));
+    const browser = runChromium([...FLAGS, `--user-data-dir=${profile}`, `${srv.url}?auto=1&report=1&${query}`], 45000);
+    try {
+      const timer = setTimeout(() => gotReport({ ok: false, errors: ['timed out waiting for the page'] }), 40000);
+      const body = await Promise.race([report, browser.exited.then(() => report)]);
+      clearTimeout(timer);
+      assert.deepEqual(body.errors, [], 'the page saw errors');
+      assert.ok(body.ok, 'the page reported no result');
+      const r = body.result;
+      checkShown(r, expected, { T: 3000, kvHeads: 1, needles: solver === 'eg' });
+      assert.ok(r.sparseView, `the ${solver} weights are drawn`);
+      assert.ok(r.diagnostics.every((d) => d.faceSize >= 1 && d.faceSize <= d.candidates));
+      assert.ok(Number.isFinite(r.relError), 'a true relative error against the solver over every token');
+      /* the diagnostics table has the face column */
+      assert.ok(r.table[0].includes('face'), `table header ${r.table[0]}`);
+      assert.equal(body.heatmap, null, 'no heatmap asked for');
+      await mkdir(artifacts, { recursive: true });
+      const png = join(artifacts, `demo-${solver}.png`);
+      await screenshot(browser, png);
+      assert.ok((await stat(png)).size > 10000, 'screenshot written');
+    } finally {
+      browser.child.kill();
+      await browser.exited;
+      await rm(profile, { recursive: true, force: true });
+      await srv.close();
+    }
+  });
+}
 
 /*
  * The single-file build (demo/build-single.mjs: everything inlined, wasm as

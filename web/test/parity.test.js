@@ -19,12 +19,13 @@ import { bitEqual, l2, l2diff } from './helpers.js';
 const dir = process.env.VASHISTA_VECTORS || fileURLToPath(new URL('../../tests/vectors', import.meta.url));
 const MAGIC = 0x56475356;
 const HEADER_WORDS = 64;
-const DIAG_WORDS = 11;
+const VERSION = 2;
+const DIAG_WORDS = 12;
 const KINDS = ['gap', 'needle', 'uniform'];
 const SOLVERS = ['softmax', 'eg', 'fw'];
 const TOL_OUTPUT = 1e-6;
 const TOL_DIAG = 1e-4;
-const INT_DIAG = ['routedPages', 'candidates', 'fallback', 'iterations'];
+const INT_DIAG = ['routedPages', 'candidates', 'fallback', 'iterations', 'faceSize'];
 const FLOAT_DIAG = ['effectiveSupport', 'gap', 'leakageBound', 'rhoCert', 'errorBound', 'outputNorm', 'residual'];
 
 /* Reads one case file into typed arrays, checking the layout of FORMAT.md. */
@@ -35,7 +36,7 @@ function readCase(path, indexEntry) {
   const h = new Uint32Array(bytes.buffer, 0, HEADER_WORDS);
   const hf = new Float32Array(bytes.buffer, 0, HEADER_WORDS);
   assert.equal(h[0], MAGIC, `${path}: magic`);
-  assert.equal(h[1], 1, `${path}: version`);
+  assert.equal(h[1], VERSION, `${path}: version`);
   assert.equal(h[2], HEADER_WORDS * 4, `${path}: header bytes`);
   assert.equal(h[25], DIAG_WORDS, `${path}: diag words`);
   const H = {
@@ -43,7 +44,17 @@ function readCase(path, indexEntry) {
     face: h[10], needles: h[11], margin: hf[12], seedLo: h[13], seedHi: h[14], step: h[15],
     pages: h[16], candidates: h[17], sinkPages: h[18], recentPages: h[19], solver: h[20], widen: h[21],
     scale: hf[22], tolerance: hf[23], candTotal: h[24], chunk: h[26],
+    eps: hf[27], maxIter: h[28], solverTol: hf[29],
   };
+  for (let w = 30; w < HEADER_WORDS; w++) assert.equal(h[w], 0, `${path}: reserved header word ${w}`);
+  if (indexEntry?.options) {
+    /* index.json prints the float32 options with 9 significant digits: they round-trip */
+    const o = indexEntry.options;
+    const want = { pages: H.pages, candidates: H.candidates, sink_pages: H.sinkPages, recent_pages: H.recentPages, solver: H.solver,
+      widen: H.widen, scale: H.scale, tolerance: H.tolerance, eps: H.eps, max_iter: H.maxIter, solver_tol: H.solverTol };
+    for (const [k, v] of Object.entries(want))
+      assert.equal(typeof o[k] === 'number' && k !== 'pages' ? Math.fround(o[k]) : o[k], v, `${path}: index.json option ${k}`);
+  }
   /* arrays in order, no padding except before ref (8-aligned) */
   const layout = [
     ['keys', Float32Array, H.T * H.kvHeads * H.headDim],
@@ -74,7 +85,7 @@ function goldenDiag(A, h) {
   return {
     routedPages: A.diag[w], candidates: A.diag[w + 1], fallback: ['none', 'widened', 'dense'][A.diag[w + 2]], iterations: A.diag[w + 3],
     effectiveSupport: A.diagF[w + 4], gap: A.diagF[w + 5], leakageBound: A.diagF[w + 6], rhoCert: A.diagF[w + 7],
-    errorBound: A.diagF[w + 8], outputNorm: A.diagF[w + 9], residual: A.diagF[w + 10],
+    errorBound: A.diagF[w + 8], outputNorm: A.diagF[w + 9], residual: A.diagF[w + 10], faceSize: A.diag[w + 11],
   };
 }
 
@@ -115,6 +126,7 @@ function runCase(vs, name, { H, A }) {
   const r = cache.decode(A.queries, {
     pages: H.pages, candidates: H.candidates, sinkPages: H.sinkPages, recentPages: H.recentPages,
     solver: SOLVERS[H.solver], widen: H.widen, scale: H.scale, tolerance: H.tolerance,
+    eps: H.eps, maxIter: H.maxIter, solverTol: H.solverTol,
   });
   const cands = [];
   for (let h = 0; h < H.heads; h++) cands.push(cache.lastCandidates(h));
@@ -156,7 +168,8 @@ const index = existsSync(join(dir, 'index.json')) ? JSON.parse(readFileSync(join
 test('golden vectors are present', () => {
   assert.ok(index, `no golden vectors in ${dir} (generate them with: build/vashista vectors tests/vectors)`);
   assert.equal(index.format, 'vashista-golden');
-  assert.equal(index.version, 1);
+  assert.equal(index.version, VERSION);
+  assert.equal(index.diag_words, DIAG_WORDS);
   assert.ok(index.cases.length > 0);
 });
 

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 
 import { init, VashistaError } from '../src/index.js';
 import { bitEqual, l2, l2diff, referenceAttention } from './helpers.js';
+import { entropicProjection64, hullProjection64 } from './projection64.js';
 
 const vs = await init();
 
@@ -291,58 +292,100 @@ test('decode: softmax over exactly lastCandidates, a valid selection, and a cert
     assert.ok(seen[k] >= 0.2 * seen.heads, `only ${seen[k]} of ${seen.heads} heads had ${k}`);
 });
 
-test('decode with a tolerance (and any solver): the certificate holds and the fallback rule is kept', () => {
+/* Float64 exact output of the projection solvers over every token of head h
+   (test/projection64.js), with the reference's own certified slack:
+   eg: out* = V alpha*, fw: p* (values = keys there). */
+function projection64(c, h, options) {
+  const g = groupOf(c, h);
+  const q = c.q.subarray(h * c.headDim, (h + 1) * c.headDim);
+  const base = { keys: c.keys, T: c.T, d: c.headDim, kvHeads: c.kvHeads, g, q };
+  if (options.solver === 'fw') {
+    const ref = hullProjection64(base);
+    return { out: ref.point, slack: ref.err, alpha: null };
+  }
+  const eps = Math.fround(options.eps ?? vs.decodeDefaults.eps);
+  const ref = entropicProjection64({ ...base, scale: Math.fround(1 / Math.sqrt(c.headDim)), eps });
+  const out = new Float64Array(c.valueDim);
+  for (let t = 0; t < c.T; t++) {
+    if (ref.alpha[t] === 0) continue;
+    const at = (t * c.kvHeads + g) * c.valueDim;
+    for (let j = 0; j < c.valueDim; j++) out[j] += ref.alpha[t] * c.values[at + j];
+  }
+  return { out, slack: vmax(c, g) * ref.l1, alpha: ref.alpha, l1: ref.l1 };
+}
+
+test('decode with a tolerance (and any solver): the certificate holds and the fallback rule is kept', (t) => {
   const optArb = fc.record(
     {
       pages: fc.integer({ min: 1, max: 24 }),
       candidates: fc.integer({ min: 1, max: 320 }),
       sinkPages: fc.integer({ min: 0, max: 4 }),
       recentPages: fc.integer({ min: 0, max: 4 }),
-      /* eg / fw: this build rejects them with E_OPTION (test/solvers.test.js); once
-         they are wired into vs_decode, their results are checked here too */
-      solver: fc.oneof({ weight: 4, arbitrary: fc.constant('softmax') }, { weight: 1, arbitrary: fc.constantFrom('eg', 'fw') }),
+      solver: fc.oneof({ weight: 2, arbitrary: fc.constant('softmax') }, { weight: 3, arbitrary: fc.constantFrom('eg', 'fw') }),
       tolerance: fc.constantFrom(0, 1e-4, 1e-2, 0.3),
       widen: fc.integer({ min: 2, max: 6 }),
+      eps: fc.constantFrom(0.05, 0.5, 3),
+      maxIter: fc.constantFrom(1, 5, 200, 1000),
+      solverTol: fc.constantFrom(1e-4, 1e-6, 1e-8),
     },
     { requiredKeys: ['pages', 'candidates', 'solver', 'tolerance'] },
   );
+  const seen = { softmax: 0, eg: 0, fw: 0, dense: 0, widened: 0 };
   fc.assert(
-    fc.property(caseArb, optArb, (c, options) => {
+    fc.property(caseArb, optArb, (c0, options) => {
+      /* fw certifies its point U alpha: give it values = keys, so that the output is that point */
+      const c = options.solver === 'fw' ? withSummary({ ...c0, valueDim: c0.headDim, values: c0.keys.slice() }) : c0;
+      const proj = options.solver !== 'softmax';
       const cache = build(c);
       try {
         const lib = cache.decodeDense(c.q);
-        let r;
-        try {
-          r = cache.decode(c.q, options);
-        } catch (e) {
-          if (options.solver !== 'softmax' && e instanceof VashistaError && e.code === 'E_OPTION') {
-            assert.ok(bitEqual(cache.decodeDense(c.q), lib), 'a rejected decode changed the cache');
-            return;
-          }
-          throw e;
-        }
-        const dense = dense64(c);
+        const r = cache.decode(c.q, options);
+        seen[options.solver]++;
+        const selection = Array.from({ length: c.heads }, (_, h) => cache.lastCandidates(h));
+        /* eg, fw fall back to the same solver over every token: the decode that asks for every token */
+        const full = proj ? cache.decode(c.q, { ...options, pages: pagesOf(c), candidates: c.T, tolerance: 0 }) : null;
+        const dense = proj ? null : dense64(c);
         for (let h = 0; h < c.heads; h++) {
           const where = `head ${h}`;
           const d = r.diagnostics[h];
           const lo = h * c.valueDim;
           const hi = lo + c.valueDim;
-          const err = l2diff(r.output.subarray(lo, hi), dense.subarray(lo, hi));
-          assert.ok(err <= d.errorBound + 1e-12 * l2(dense, lo, hi), `${where}: ||out - dense64|| = ${err} above errorBound ${d.errorBound} (${JSON.stringify(d)})`);
-          const cand = cache.lastCandidates(h);
-          assert.equal(cand.length, d.candidates, where);
-          const { w } = scores64(c, h);
-          let mass = 0;
-          for (const t of cand) mass += w[t];
-          assert.ok(Math.max(0, 1 - mass) <= d.rhoCert + 1e-12, `${where}: off-candidate mass ${1 - mass} above rhoCert ${d.rhoCert}`);
+          const out = r.output.subarray(lo, hi);
+          const ref = proj ? projection64(c, h, options) : { out: dense.subarray(lo, hi), slack: 1e-12 * l2(dense, lo, hi) };
+          const err = l2diff(out, ref.out);
+          assert.ok(err <= d.errorBound + ref.slack, `${where}: ||out - exact|| = ${err} above errorBound ${d.errorBound} (+ ${ref.slack}) (${JSON.stringify(d)})`);
+          assert.equal(selection[h].length, d.candidates, where);
           assert.ok(['none', 'widened', 'dense'].includes(d.fallback), where);
+          assert.ok(d.faceSize >= (proj ? 1 : d.candidates) && d.faceSize <= d.candidates, `${where}: faceSize ${d.faceSize}`);
+          if (options.solver === 'softmax' || options.solver === 'eg') {
+            /* the mass exact attention puts outside the candidates */
+            const w = proj ? ref.alpha : scores64(c, h).w;
+            const inC = new Uint8Array(c.T);
+            for (const t of selection[h]) inC[t] = 1;
+            let mass = 0;
+            for (let t = 0; t < c.T; t++) if (inC[t]) mass += w[t];
+            assert.ok(Math.max(0, 1 - mass) <= d.rhoCert + (ref.l1 ?? 0) / 2 + 1e-12, `${where}: off-candidate mass ${1 - mass} above rhoCert ${d.rhoCert}`);
+          } else {
+            assert.equal(d.rhoCert, d.candidates === c.T ? 0 : 1, where);
+            assert.equal(d.leakageBound, 0, where);
+          }
+          if (d.fallback !== 'none') seen[d.fallback]++;
           if (d.fallback === 'dense') {
-            assert.equal(cand.length, c.T, `${where}: dense fallback reports every token`);
-            assert.ok(bitEqual(r.output.subarray(lo, hi), lib.subarray(lo, hi)), `${where}: dense fallback differs from decodeDense`);
+            assert.equal(d.candidates, c.T, `${where}: dense fallback reports every token`);
+            assert.equal(d.routedPages, pagesOf(c), where);
+            if (proj) {
+              assert.ok(bitEqual(out, full.output.subarray(lo, hi)), `${where}: dense fallback differs from the decode over every token`);
+              assert.deepEqual({ ...d, fallback: 'none' }, full.diagnostics[h], where);
+            } else {
+              assert.ok(bitEqual(out, lib.subarray(lo, hi)), `${where}: dense fallback differs from decodeDense`);
+            }
           } else if (options.tolerance > 0) {
-            assert.ok(d.errorBound <= options.tolerance * d.outputNorm, `${where}: kept a ${d.fallback} result with errorBound ${d.errorBound} > ${options.tolerance} * ${d.outputNorm}`);
+            /* the reference norm: ||out||, for fw ||U alpha|| (= the output here, up to its float32 rounding) */
+            const norm = options.solver === 'fw' ? d.outputNorm * (1 + 1e-5) + (c.T + 16) * 2 ** -22 * vmax(c, groupOf(c, h)) : d.outputNorm * (1 + 1e-6);
+            assert.ok(d.errorBound <= options.tolerance * norm, `${where}: kept a ${d.fallback} result with errorBound ${d.errorBound} > ${options.tolerance} * ${d.outputNorm}`);
           }
           if (options.tolerance === 0) assert.equal(d.fallback, 'none', where);
+          if (proj) assert.ok(d.iterations <= (options.maxIter ?? vs.decodeDefaults.maxIter), where);
         }
       } finally {
         cache.free();
@@ -350,6 +393,8 @@ test('decode with a tolerance (and any solver): the certificate holds and the fa
     }),
     { seed: 0x5eed06, numRuns: RUNS.solvers, includeErrorInReport: true },
   );
+  t.diagnostic(`runs per solver and heads per fallback: ${JSON.stringify(seen)}`);
+  for (const k of Object.keys(seen)) assert.ok(seen[k] >= 10, `only ${seen[k]} runs/heads of ${k}: ${JSON.stringify(seen)}`);
 });
 
 test('full coverage equals dense and certifies rhoCert = 0', () => {
@@ -464,6 +509,7 @@ const badDecodeOption = fc.oneof(
   fc.tuple(fc.constant('widen'), fc.constantFrom(0, 1, -2, 2.5, 2 ** 32, NaN, '2')),
   fc.tuple(fc.constantFrom('scale', 'tolerance'), fc.constantFrom(-1, -1e-30, NaN, Infinity, -Infinity, 1e39, '0.1', null)),
   fc.tuple(fc.constantFrom('eps', 'solverTol'), fc.constantFrom(0, -1, 1e-50, NaN, Infinity, 1e39, 'x')),
+  fc.tuple(fc.constant('eps'), fc.constantFrom(1e10, 1e-10, -1e-9, null)),
   fc.tuple(fc.constant('solver'), fc.constantFrom('', 'Softmax', 'dense', 'xyz', 0, 1, null, {})),
   fc.tuple(fc.constantFrom('page', 'topk', 'Pages', '__proto__x', 'length'), fc.constantFrom(1, 'x')),
 );

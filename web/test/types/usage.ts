@@ -43,6 +43,8 @@ export async function example(bytes: Uint8Array): Promise<number> {
   const d0: HeadDiagnostics | undefined = r.diagnostics[0];
   const fb: Fallback | undefined = d0?.fallback;
   const bound: number = d0?.errorBound ?? 0;
+  const face: number = d0?.faceSize ?? 0;
+  void face;
 
   // @ts-expect-error solver must be one of the known names
   cache.decode(q, { solver: 'adam' });
