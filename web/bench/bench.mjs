@@ -16,11 +16,16 @@
  *          defaults, then the seed's 16:64:128)]
  *          [--d 128 --dv 128 --heads 1 --kv-heads 1] [--workload needle|gap|uniform]
  *          [--margin X --face N --needles N --seed N] [--sink N --recent N --widen N
- *          --tolerance X --scale X] [--reps 15] [--isa wasmsimd|scalar]
+ *          --tolerance X --scale X] [--solver softmax|eg|fw --eps X --max-iter N
+ *          --solver-tol X] [--reps 15] [--isa wasmsimd|scalar]
  *          [--native PATH|none] [--bw-mib 512] [--json]
+ *
+ * As a module: `import { parseArgs, runBench } from './bench.mjs'`;
+ * runBench(parseArgs(argv)) measures and resolves to { report, ... } where
+ * report is the --json document (web/bench/figures.mjs uses it).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
@@ -28,7 +33,7 @@ import { init } from '../src/index.js';
 
 const STEPS = 16;
 
-function parseArgs(argv) {
+export function parseArgs(argv) {
   const a = {};
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -76,17 +81,11 @@ function l2(a, from, to) {
   return Math.sqrt(s);
 }
 
-async function main() {
-  const a = parseArgs(process.argv.slice(2));
-  if (a.help) {
-    console.log(
-      'usage: npm run bench -- [--T 4K,32K,128K] [--config S:P:Kc,...] [--d N --dv N --heads N --kv-heads N]\n' +
-        '  [--workload needle|gap|uniform] [--margin X --face N --needles N --seed N]\n' +
-        '  [--sink N --recent N --widen N --tolerance X --scale X] [--reps N] [--isa wasmsimd|scalar]\n' +
-        '  [--native PATH|none] [--bw-mib N] [--json]',
-    );
-    return;
-  }
+const SOLVERS = ['softmax', 'eg', 'fw'];
+
+/* Measures (native first, then wasm) for the parsed arguments `a`; resolves to
+   { report (the --json document), rows, native, nativePath, nativeNote, vs, ... }. */
+export async function runBench(a) {
   const vs = await init(a.isa ? { isa: a.isa } : undefined);
   const defaults = vs.decodeDefaults;
   const Ts = (a.T ?? '4K,32K,128K').split(',').map(parseCount);
@@ -112,6 +111,14 @@ async function main() {
     tolerance: Number(a.tolerance ?? defaults.tolerance),
     scale: Number(a.scale ?? defaults.scale),
   };
+  const solver = a.solver ?? defaults.solver;
+  if (!SOLVERS.includes(solver)) throw new Error(`--solver: '${solver}' is not softmax, eg or fw`);
+  const solverOpts = {
+    solver,
+    eps: Number(a.eps ?? defaults.eps),
+    maxIter: Number(a['max-iter'] ?? defaults.maxIter),
+    solverTol: Number(a['solver-tol'] ?? defaults.solverTol),
+  };
   const wlOptions = (T) => ({
     kind, T, heads, kvHeads, headDim: d, valueDim: dv,
     ...(a.margin !== undefined ? { margin: Number(a.margin) } : {}),
@@ -133,7 +140,8 @@ async function main() {
     const args = ['bench', '--json', '--quiet', '--T', Ts.join(','), '--config', configs.map((c) => `${c.S}:${c.P}:${c.Kc}`).join(','),
       '--d', String(d), '--dv', String(dv), '--heads', String(heads), '--kv-heads', String(kvHeads), '--workload', kind,
       '--reps', String(minReps), '--bw-mib', String(bwMib), '--sink', String(base.sinkPages), '--recent', String(base.recentPages),
-      '--widen', String(base.widen), '--tolerance', String(base.tolerance), '--scale', String(base.scale)];
+      '--widen', String(base.widen), '--tolerance', String(base.tolerance), '--scale', String(base.scale),
+      '--solver', solver, '--eps', String(solverOpts.eps), '--max-iter', String(solverOpts.maxIter), '--solver-tol', String(solverOpts.solverTol)];
     for (const k of ['margin', 'face', 'needles', 'seed']) if (a[k] !== undefined) args.push(`--${k}`, String(a[k]));
     const r = spawnSync(nativePath, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
     if (r.status === 0) native = JSON.parse(r.stdout);
@@ -155,7 +163,7 @@ async function main() {
       const dense = timeReps((rep) => cache.decodeDense(qs[rep % STEPS], { scale: base.scale }), null, minReps);
       for (const cfg of configs.filter((c) => c.S === S)) {
         progress(`wasm: T=${T} S=${S}: timing sparse decode ${S}:${cfg.P}:${cfg.Kc}`);
-        const opt = { ...base, pages: cfg.P, candidates: cfg.Kc };
+        const opt = { ...base, ...solverOpts, pages: cfg.P, candidates: cfg.Kc };
         const st = { decodes: 0, sumBound: 0, sumRelBound: 0, sumRho: 0, sumCand: 0, sumRouted: 0, maxErr: 0, found: 0, wanted: 0, allFound: 0, fallback: { none: 0, widened: 0, dense: 0 } };
         let last = null;
         const sparse = timeReps(
@@ -214,20 +222,40 @@ async function main() {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 
   const bw = native?.read_bandwidth_gbs || 0;
+  const report = {
+    command: 'bench', runtime: `node ${process.versions.node}`, version: vs.version, isa: vs.isa,
+    native_isa: native?.isa ?? null, native_note: nativeNote || null,
+    workload: { kind, heads, kv_heads: kvHeads, head_dim: d, value_dim: dv },
+    options: {
+      sink_pages: base.sinkPages, recent_pages: base.recentPages, solver, widen: base.widen, tolerance: base.tolerance, scale: base.scale,
+      ...(solver !== 'softmax' ? { eps: solverOpts.eps, max_iter: solverOpts.maxIter, solver_tol: solverOpts.solverTol } : {}),
+    },
+    read_bandwidth_gbs: bw || null, min_reps: minReps, results: rows,
+  };
+  return { report, rows, native, nativePath, nativeNote, bw, vs, Ts, kind, d, dv, heads, kvHeads, base, solver, wlOptions };
+}
+
+async function main() {
+  const a = parseArgs(process.argv.slice(2));
+  if (a.help) {
+    console.log(
+      'usage: npm run bench -- [--T 4K,32K,128K] [--config S:P:Kc,...] [--d N --dv N --heads N --kv-heads N]\n' +
+        '  [--workload needle|gap|uniform] [--margin X --face N --needles N --seed N]\n' +
+        '  [--sink N --recent N --widen N --tolerance X --scale X]\n' +
+        '  [--solver softmax|eg|fw --eps X --max-iter N --solver-tol X] [--reps N] [--isa wasmsimd|scalar]\n' +
+        '  [--native PATH|none] [--bw-mib N] [--json]',
+    );
+    return;
+  }
+  const { report, rows, native, nativePath, nativeNote, bw, vs, Ts, kind, d, dv, heads, kvHeads, base, solver, wlOptions } = await runBench(a);
   if (a.json) {
-    console.log(JSON.stringify({
-      command: 'bench', runtime: `node ${process.versions.node}`, version: vs.version, isa: vs.isa,
-      native_isa: native?.isa ?? null, native_note: nativeNote || null,
-      workload: { kind, heads, kv_heads: kvHeads, head_dim: d, value_dim: dv },
-      options: { sink_pages: base.sinkPages, recent_pages: base.recentPages, widen: base.widen, tolerance: base.tolerance, scale: base.scale },
-      read_bandwidth_gbs: bw || null, min_reps: minReps, results: rows,
-    }, null, 2));
+    console.log(JSON.stringify(report, null, 2));
     return;
   }
   const wl0 = vs.workload(wlOptions(Ts[0])).config;
   const planted = kind === 'uniform' ? '' : ` (margin ${wl0.margin}, ${kind === 'gap' ? `${wl0.face} face tokens` : `${wl0.needles} needles`})`;
   console.log(`vashista bench (wasm, node ${process.versions.node}): isa ${vs.isa}, workload ${kind}${planted}, d ${d}, dv ${dv}, heads ${heads}/${kvHeads}, seed ${wl0.seed}`);
-  console.log(`options: sink pages ${base.sinkPages}, recent pages ${base.recentPages}, tolerance ${base.tolerance}; times are medians (ms) through the JS API`);
+  console.log(`options: solver ${solver}, sink pages ${base.sinkPages}, recent pages ${base.recentPages}, tolerance ${base.tolerance}; times are medians (ms) through the JS API`);
   if (native) console.log(`native: ${nativePath}, isa ${native.isa}, same run${bw ? `; machine read bandwidth ${bw.toFixed(1)} GB/s (1 thread)` : ''}`);
   else console.log(nativeNote);
   const p = (s, w) => String(s).padStart(w);
@@ -255,7 +283,16 @@ async function main() {
   );
 }
 
-main().catch((e) => {
-  console.error(`bench: ${e.message}`);
-  process.exitCode = 1;
-});
+/* Run as a script (not when imported). */
+let invoked = '';
+try {
+  invoked = process.argv[1] ? realpathSync(process.argv[1]) : '';
+} catch {
+  invoked = '';
+}
+if (invoked === realpathSync(fileURLToPath(import.meta.url))) {
+  main().catch((e) => {
+    console.error(`bench: ${e.message}`);
+    process.exitCode = 1;
+  });
+}
