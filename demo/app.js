@@ -16,7 +16,7 @@ const consoleError = console.error.bind(console);
 console.error = (...a) => { errors.push(`console.error: ${a.join(' ')}`); consoleError(...a); };
 
 const form = $('controls');
-const fields = ['T', 'heads', 'kvHeads', 'd', 'pageSize', 'P', 'Kc', 'solver', 'tolerance', 'eps', 'maxIter', 'solverTol', 'workload', 'seed'];
+const fields = ['T', 'heads', 'kvHeads', 'd', 'pageSize', 'P', 'Kc', 'solver', 'routing', 'tolerance', 'eps', 'maxIter', 'solverTol', 'workload', 'seed'];
 function writeForm(cfg) {
   for (const k of fields) form.elements[k].value = cfg[k];
   if (params.has('heatmap')) form.elements.heatmap.checked = params.get('heatmap') !== '0';
@@ -31,6 +31,7 @@ function validate(cfg) {
   const bad = [];
   for (const k of ['T', 'heads', 'kvHeads', 'd', 'pageSize', 'P', 'Kc']) if (!Number.isInteger(cfg[k]) || cfg[k] < 1) bad.push(`${k} must be a positive integer`);
   if (cfg.heads % cfg.kvHeads) bad.push('heads must be a multiple of KV heads');
+  if (!['flat', 'tree'].includes(cfg.routing)) bad.push('routing must be flat or tree');
   if (cfg.d > 512) bad.push('d is at most 512');
   if (!(cfg.tolerance >= 0)) bad.push('tolerance must be >= 0');
   if (!(cfg.eps >= 1e-9 && cfg.eps <= 1e9)) bad.push('eps must be in [1e-9, 1e9]');
@@ -234,7 +235,7 @@ function drawHeadline(r) {
   const maxBound = Math.max(...r.diagnostics.map((d) => d.errorBound / (d.outputNorm || 1)));
   const fallbacks = r.diagnostics.filter((d) => d.fallback !== 'none').length;
   const cards = [
-    ['speedup', r.config && Number.isFinite(r.denseMs / r.sparseMs) ? `${(r.denseMs / r.sparseMs).toFixed(1)}×` : '–', `dense ${fmt(r.denseMs, 3)} ms vs sparse ${fmt(r.sparseMs, 3)} ms`],
+    ['speedup', r.config && Number.isFinite(r.denseMs / r.sparseMs) ? `${(r.denseMs / r.sparseMs).toFixed(1)}×` : '–', `dense ${fmt(r.denseMs, 3)} ms vs sparse ${fmt(r.sparseMs, 3)} ms (${r.config.options.routing} routing)`],
     ['true relative error', fmt(r.relError, 2), r.config.options.solver === 'softmax' ? '‖sparse − dense‖ / ‖dense‖, all heads' : `‖sparse − exact‖ / ‖exact‖, exact: ${r.config.options.solver} over every token`],
     ['certified bound (max head)', fmt(maxBound, 2), 'errorBound / ‖out‖'],
     ['fallbacks', `${fallbacks} / ${r.diagnostics.length}`, 'heads widened or dense'],

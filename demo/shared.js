@@ -6,7 +6,7 @@ export const MAX_BYTES = 3.5 * 2 ** 30;
 
 export const DEFAULTS = Object.freeze({
   T: 65536, heads: 4, kvHeads: 1, d: 128, pageSize: 32, P: 16, Kc: 128,
-  solver: 'softmax', tolerance: 0, workload: 'needle', seed: 1,
+  solver: 'softmax', routing: 'tree', tolerance: 0, workload: 'needle', seed: 1,
   /* eg, fw only (the library's defaults) */
   eps: 0.05, maxIter: 200, solverTol: 1e-6,
 });
@@ -20,7 +20,7 @@ export function configFrom(params, base = DEFAULTS) {
     const v = params.get(k);
     if (v !== null && v !== '') cfg[k] = Number(v);
   }
-  for (const k of ['solver', 'workload']) {
+  for (const k of ['solver', 'routing', 'workload']) {
     const v = params.get(k);
     if (v) cfg[k] = v;
   }
@@ -39,7 +39,7 @@ export function estimateBytes(cfg) {
 
 /** The cache.decode() options of a config; eps, maxIter and solverTol only for the eg and fw solvers. */
 export function decodeOptions(cfg) {
-  const o = { pages: cfg.P, candidates: cfg.Kc, solver: cfg.solver, tolerance: cfg.tolerance };
+  const o = { pages: cfg.P, candidates: cfg.Kc, routing: cfg.routing, solver: cfg.solver, tolerance: cfg.tolerance };
   if (cfg.solver === 'eg' || cfg.solver === 'fw') Object.assign(o, { eps: cfg.eps, maxIter: cfg.maxIter, solverTol: cfg.solverTol });
   return o;
 }

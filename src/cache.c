@@ -218,6 +218,9 @@ int vs_cache_truncate(vs_cache *c, size_t length) {
     c->npages = keep;
     c->length = (uint32_t)length;
     c->ws.sel_valid = 0;
+    /* routing nodes past the last whole one lost tokens: rebuild them (decode.c) */
+    const uint32_t whole = (uint32_t)(length / S) / VS_NODE_PAGES * VS_NODE_PAGES * S;
+    if (c->ws.nodes_len > whole) c->ws.nodes_len = whole;
     if (length % S != 0) { /* a summary cannot forget a token: rebuild the last page's */
         const uint32_t p = keep - 1, n = (uint32_t)(length % S);
         for (uint32_t g = 0; g < G; g++) {

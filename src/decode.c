@@ -58,6 +58,7 @@ void vs_scratch_free(vs_scratch *w) {
                    w->cand,  w->w,         w->cs,        (void *)w->rows, w->topk,
                    w->acc,   w->hm,        w->hl,        (void *)w->krows, w->alpha,
                    w->mu,    w->adj,       w->point,     w->resid,     w->solve_work,
+                   w->nsumm, w->nvnorm,    w->nbound,    w->node_list, w->xbound,  w->xpage,
                    w->sel_tokens, w->sel_pages, w->sel_ntok, w->sel_npage, w->sel_dense};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vs_dealloc(all[i]);
     memset(w, 0, sizeof *w);
@@ -66,6 +67,8 @@ void vs_scratch_free(vs_scratch *w) {
 typedef struct scratch_need {
     size_t pages, tokens, cand; /* cand: candidates of any pass, dense projection included */
     size_t sel, routed;         /* candidates and pages of a sparse selection */
+    size_t nodes, xpages;       /* tree routing: nodes, middle pages of the expanded ones */
+    size_t topk;                /* largest k of a top-k */
 } scratch_need;
 
 /* Grows the scratch to `need`; all or nothing (contents are not kept). */
@@ -74,7 +77,8 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
     const size_t heads = c->cfg.heads, dv = c->cfg.value_dim;
     if (w->acc && need.pages <= w->cap_pages && need.tokens <= w->cap_tokens &&
         need.cand <= w->cap_cand && need.sel <= w->sel_cap_tokens &&
-        need.routed <= w->sel_cap_pages)
+        need.routed <= w->sel_cap_pages && need.nodes <= w->cap_nodes &&
+        need.xpages <= w->cap_xpages && need.topk <= w->cap_topk)
         return VS_OK;
     vs_scratch n = {0};
     /* Grow geometrically so a slowly growing cache does not reallocate per call. */
@@ -87,10 +91,15 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
     if (n.sel_cap_pages > n.cap_pages) n.sel_cap_pages = n.cap_pages;
     const size_t block = vs_chunk_tokens(c);
     const size_t small = n.cap_cand > block ? n.cap_cand : block;
-    /* top-k selects at most max(Kc, routed pages) items (a dense pass selects nothing) */
-    const size_t topk =
-        VS_TOPK_SCRATCH(n.sel_cap_tokens > n.sel_cap_pages ? n.sel_cap_tokens : n.sel_cap_pages);
-    const size_t d = c->cfg.head_dim;
+    /* top-k selects at most max(Kc, routed pages, expanded nodes) items (a dense pass
+       selects nothing) */
+    n.cap_topk = n.sel_cap_tokens > n.sel_cap_pages ? n.sel_cap_tokens : n.sel_cap_pages;
+    if (need.topk > n.cap_topk) n.cap_topk = need.topk;
+    if (w->cap_topk > n.cap_topk) n.cap_topk = w->cap_topk;
+    const size_t topk = VS_TOPK_SCRATCH(n.cap_topk);
+    n.cap_nodes = need.nodes > w->cap_nodes ? need.nodes + need.nodes / 2 + 4 : w->cap_nodes;
+    n.cap_xpages = need.xpages > w->cap_xpages ? need.xpages : w->cap_xpages;
+    const size_t d = c->cfg.head_dim, G = c->cfg.kv_heads;
     struct {
         void **slot;
         size_t bytes;
@@ -114,6 +123,12 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
         {(void **)&n.point, d * sizeof(double)},
         {(void **)&n.resid, d * sizeof(float)},
         {&n.solve_work, vs_solve_work_bytes(n.cap_cand, d)},
+        {(void **)&n.nsumm, vs_mul_sat(vs_mul_sat(G * 2 * d, n.cap_nodes), sizeof(uint16_t))},
+        {(void **)&n.nvnorm, vs_mul_sat(vs_mul_sat(G, n.cap_nodes), sizeof(float))},
+        {(void **)&n.nbound, vs_mul_sat(n.cap_nodes, sizeof(float))},
+        {(void **)&n.node_list, vs_mul_sat(n.cap_nodes, sizeof(uint32_t))},
+        {(void **)&n.xbound, vs_mul_sat(n.cap_xpages, sizeof(float))},
+        {(void **)&n.xpage, vs_mul_sat(n.cap_xpages, sizeof(uint32_t))},
         {(void **)&n.sel_tokens, vs_mul_sat(vs_mul_sat(heads, n.sel_cap_tokens), sizeof(uint32_t))},
         {(void **)&n.sel_pages, vs_mul_sat(vs_mul_sat(heads, n.sel_cap_pages), sizeof(uint32_t))},
         {(void **)&n.sel_ntok, heads * sizeof(uint32_t)},
@@ -264,7 +279,7 @@ int vs_decode_dense(vs_cache *c, const float *q, size_t q_count, float scale, fl
     float sc;
     int st = resolve_scale(c, scale, &sc);
     if (!st) st = check_query(c, q, q_count, out, out_count, sc);
-    if (!st) st = ensure_scratch(c, (scratch_need){c->npages, 0, 0, 0, 0});
+    if (!st) st = ensure_scratch(c, (scratch_need){c->npages, 0, 0, 0, 0, 0, 0, 0});
     if (st) return st;
     const vs_kernels *K = vs_kernels_active();
     const uint32_t group = c->cfg.heads / c->cfg.kv_heads;
@@ -277,7 +292,7 @@ int vs_decode_dense(vs_cache *c, const float *q, size_t q_count, float scale, fl
 
 static int check_options(const vs_decode_options *o) {
     if (o->pages == 0 || o->candidates == 0 || o->widen < 2) return VS_E_OPTION;
-    if (o->solver > VS_SOLVER_FW) return VS_E_OPTION;
+    if (o->solver > VS_SOLVER_FW || o->routing > VS_ROUTING_TREE) return VS_E_OPTION;
     if (!(o->tolerance >= 0.0f) || !isfinite(o->tolerance)) return VS_E_OPTION;
     if (!(o->scale >= 0.0f) || !isfinite(o->scale)) return VS_E_OPTION;
     if (o->solver != VS_SOLVER_SOFTMAX) { /* checked even for fw, which ignores eps */
@@ -329,6 +344,98 @@ void vs_decode_options_default(vs_decode_options *o) {
     o->eps = 0.05f;
     o->max_iter = 200;
     o->solver_tol = 1e-6f;
+    /* tree: at 1M tokens sparse decode costs 1.4x what it costs at 8K (flat:
+       6x), with the same candidates found (README); flat bounds are tighter */
+    o->routing = VS_ROUTING_TREE;
+    o->expand = 0;
+}
+
+/* Nodes expanded by tree routing: `expand`, or by default enough for 2P
+   pages and never fewer than 16 nodes: with 8, `vashista eval --T 128K
+   --routing tree --expand 8` missed 10 of 400 needles; with 16, none of
+   800 at 128K nor of 160 at 1M (README). */
+static size_t tree_expand(const vs_decode_options *o, size_t P) {
+    if (o->expand) return o->expand;
+    const size_t half = VS_NODE_PAGES / 2;
+    const size_t e = P / half + (P % half ? 1 : 0); /* ceil(2P / VS_NODE_PAGES), without wrapping */
+    return e > 16 ? e : 16;
+}
+
+static float bf16f(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Brings the node boxes up to date: appends only grow page boxes, so folding
+   the pages from token nodes_len on (min of lo, max of hi, as bf16 values)
+   gives the box of every page of the node; a node whose first page is new is
+   started from it. */
+static void update_nodes(vs_cache *c) {
+    vs_scratch *w = &c->ws;
+    if (w->nodes_len == c->length) return;
+    const uint32_t S = c->cfg.page_size, F = VS_NODE_PAGES, d = c->cfg.head_dim;
+    const uint32_t np = c->npages;
+    for (uint32_t g = 0; g < c->cfg.kv_heads; g++) {
+        const float *vnorm = c->vnorm + (size_t)g * c->page_cap;
+        for (uint32_t p = w->nodes_len / S; p < np; p++) {
+            const uint32_t n = p / F;
+            uint16_t *nb = w->nsumm + ((size_t)g * w->cap_nodes + n) * 2 * d;
+            const uint16_t *pb = vs_summary(c, g, p);
+            float *nv = w->nvnorm + (size_t)g * w->cap_nodes + n;
+            if (p % F == 0 && (size_t)p * S >= w->nodes_len) {
+                memcpy(nb, pb, 2 * d * sizeof *nb);
+                *nv = vnorm[p];
+                continue;
+            }
+            for (uint32_t j = 0; j < d; j++) {
+                if (bf16f(pb[2 * j]) < bf16f(nb[2 * j])) nb[2 * j] = pb[2 * j];
+                if (bf16f(pb[2 * j + 1]) > bf16f(nb[2 * j + 1])) nb[2 * j + 1] = pb[2 * j + 1];
+            }
+            if (vnorm[p] > *nv) *nv = vnorm[p];
+        }
+    }
+    w->nodes_len = c->length;
+}
+
+/* Tokens held by node n. */
+static uint32_t node_count(const vs_cache *c, uint32_t n) {
+    const uint32_t span = VS_NODE_PAGES * c->cfg.page_size, start = n * span;
+    return c->length - start < span ? c->length - start : span;
+}
+
+/* A bound array over unrouted tokens: each finite entry of b[0..n) stands for
+   wt tokens, except b[last] (when last < n) for last_n; nu entries are finite. */
+typedef struct off_group {
+    float *b;
+    size_t n, nu, last;
+    double wt, last_n;
+} off_group;
+
+/* The groups of the last routing of KV head g (nr pages routed, `forced` of
+   them sink or recent), over the bound arrays given: flat, `pages` (every
+   page, routed ones -inf); tree, `nodes` (every node: the expanded ones are
+   set to -inf here) and `xpages` (the expanded nodes' middle pages, routed
+   ones -inf). Returns how many groups. Tokens of sink or recent pages inside
+   an unexpanded node are counted twice: the bound only grows. */
+static int off_groups(vs_cache *c, uint32_t g, uint32_t nr, uint32_t forced, float *pages,
+                      float *nodes, float *xpages, off_group *out) {
+    const vs_scratch *w = &c->ws;
+    const uint32_t S = c->cfg.page_size, np = c->npages, F = VS_NODE_PAGES;
+    const uint32_t last_p = vs_page_count(c, np - 1);
+    (void)g;
+    if (!w->r_tree) {
+        out[0] = (off_group){pages, np, np - nr, last_p < S ? np - 1 : np, S, last_p};
+        return 1;
+    }
+    const uint32_t nn = (np + F - 1) / F, last_n = node_count(c, nn - 1);
+    for (uint32_t k = 0; k < w->r_ne; k++) nodes[w->node_list[k]] = -INFINITY;
+    out[0] = (off_group){nodes, nn, nn - w->r_ne, last_n < F * S ? nn - 1 : nn, (double)F * S,
+                         last_n};
+    const size_t nx = w->r_nx, lastx = nx && w->xpage[nx - 1] == np - 1 && last_p < S ? nx - 1 : nx;
+    out[1] = (off_group){xpages, nx, nx - (nr - forced), lastx, S, last_p};
+    return 2;
 }
 
 static int cmp_float(const void *a, const void *b) {
@@ -418,12 +525,14 @@ static int project_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
     const double delta = score_error(c, scale, qe) + scale * 2 * U24 * qe + dslack;
     size_t nrn = 0;
     double mo = -INFINITY; /* upper bound of every a_j outside C */
+    off_group grp[2];
+    int ngrp = 0;
     if (nc < T) {
-        size_t k = 0;
+        size_t at = 0;
         for (uint32_t r = 0; r < nr; r++) {
             const uint32_t pg = w->page_list[r], n = vs_page_count(c, pg);
-            K->scores(vs_page_keys(c, pg, g), n, d, w->resid, scale, w->tok_score + k);
-            k += n;
+            K->scores(vs_page_keys(c, pg, g), n, d, w->resid, scale, w->tok_score + at);
+            at += n;
         }
         for (size_t i = 0, j = 0; i < nt; i++) { /* compact the non-candidates */
             if (j < nc && w->cand[j] == i) {
@@ -434,16 +543,41 @@ static int project_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
             mo = s > mo ? s : mo;
             w->tok_score[nrn++] = w->tok_score[i];
         }
-        K->page_bounds(vs_summary(c, g, 0), np, d, w->resid, scale, w->bound);
-        for (uint32_t r = 0; r < nr; r++) w->bound[w->page_list[r]] = -INFINITY;
-        for (uint32_t pg = 0; pg < np; pg++)
-            if (w->bound[pg] != -INFINITY && (double)w->bound[pg] + delta > mo)
-                mo = (double)w->bound[pg] + delta;
+        /* the same unrouted groups as the softmax certificate, bounded for q - p */
+        if (!w->r_tree) {
+            K->page_bounds(vs_summary(c, g, 0), np, d, w->resid, scale, w->bound);
+            for (uint32_t r = 0; r < nr; r++) w->bound[w->page_list[r]] = -INFINITY;
+        } else {
+            const uint32_t F = VS_NODE_PAGES, nn = (np + F - 1) / F;
+            K->page_bounds(w->nsumm + (size_t)g * w->cap_nodes * 2 * d, nn, d, w->resid, scale,
+                           w->nbound);
+            size_t x = 0, r = 0;
+            for (uint32_t k = 0; k < w->r_ne; k++) { /* the expanded nodes' middle pages */
+                const uint32_t n = w->node_list[k];
+                if (x == w->r_nx || w->xpage[x] / F != n) continue;
+                size_t x1 = x;
+                while (x1 < w->r_nx && w->xpage[x1] / F == n) x1++;
+                K->page_bounds(vs_summary(c, g, w->xpage[x]), x1 - x, d, w->resid, scale,
+                               w->xbound + x);
+                x = x1;
+            }
+            for (x = 0; x < w->r_nx; x++) { /* routed ones out (both lists increase) */
+                while (r < nr && w->page_list[r] < w->xpage[x]) r++;
+                if (r < nr && w->page_list[r] == w->xpage[x]) w->xbound[x] = -INFINITY;
+            }
+        }
+        /* (the groups' nu is not used here: entries are tested one by one) */
+        ngrp = off_groups(c, g, nr, 0, w->bound, w->nbound, w->xbound, grp);
+        for (int i = 0; i < ngrp; i++)
+            for (size_t k = 0; k < grp[i].n; k++)
+                if (grp[i].b[k] != -INFINITY && (double)grp[i].b[k] + delta > mo)
+                    mo = (double)grp[i].b[k] + delta;
     }
 
     /* the duality gap over all T tokens (score units) */
     double lin = 0, ent = 0, G, mag;
-    const double nsum = (double)(nc + nrn + np + 16); /* terms in any double sum below */
+    double nsum = (double)(nc + nrn + 16); /* terms in any double sum below */
+    for (int i = 0; i < ngrp; i++) nsum += (double)grp[i].n;
     for (size_t i = 0; i < nc; i++) {
         if (w->alpha[i] == 0.0f) continue;
         const double ai = w->alpha[i] / A;
@@ -460,9 +594,11 @@ static int project_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
         if (mo > -INFINITY) { /* log sum over outside C of n_j e^{(a_j - amax)/eps}, from mo */
             double sr = 0;
             for (size_t i = 0; i < nrn; i++) sr += exp(((double)w->tok_score[i] + delta - mo) / eps);
-            for (uint32_t pg = 0; pg < np; pg++)
-                if (w->bound[pg] != -INFINITY)
-                    sr += vs_page_count(c, pg) * exp(((double)w->bound[pg] + delta - mo) / eps);
+            for (int i = 0; i < ngrp; i++)
+                for (size_t k = 0; k < grp[i].n; k++)
+                    if (grp[i].b[k] != -INFINITY)
+                        sr += (k == grp[i].last ? grp[i].last_n : grp[i].wt) *
+                              exp(((double)grp[i].b[k] + delta - mo) / eps);
             lZ = log_add(lZ, log(sr * (1 + nsum * 0x1p-50)) + (mo - amax) / eps);
         }
         G = eps * ent - lin + eps * lZ;
@@ -489,7 +625,9 @@ static int project_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
     const double onorm = norm2(out, dv);
     float vmax_r = 0;
     for (uint32_t r = 0; r < nr; r++) vmax_r = vnorm[w->page_list[r]] > vmax_r ? vnorm[w->page_list[r]] : vmax_r;
-    const double vmax_all = K->max(vnorm, np);
+    const double vmax_all = w->r_tree ? K->max(w->nvnorm + (size_t)g * w->cap_nodes,
+                                               (np + VS_NODE_PAGES - 1) / VS_NODE_PAGES)
+                                      : K->max(vnorm, np);
     const double nblocks = ceil((double)nc / VS_CHUNK_TOKENS);
     double err, rho;
     if (fw) {
@@ -536,19 +674,48 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     const double qk_abs = query_key_abs(c, qh, g), ds = score_error(c, scale, qk_abs);
     const float *vnorm = c->vnorm + (size_t)g * c->page_cap;
 
-    /* route: bounds for every page, then sink + top-P of the middle + recent */
-    K->page_bounds(vs_summary(c, g, 0), np, d, qh, scale, w->bound);
+    /* route: sink + top-P of the middle pages by bound + recent */
     const uint32_t sink = o->sink_pages < np ? o->sink_pages : np;
     const uint32_t recent = o->recent_pages < np - sink ? o->recent_pages : np - sink;
-    const uint32_t mid = np - sink - recent;
+    const uint32_t mid = np - sink - recent, F = VS_NODE_PAGES, nn = (np + F - 1) / F;
+    const size_t E = o->routing == VS_ROUTING_TREE ? tree_expand(o, P) : nn;
     uint32_t nr = 0;
+    w->r_tree = 0;
     for (uint32_t p = 0; p < sink; p++) w->page_list[nr++] = p;
     if (mid > 0 && P >= mid) { /* every page: nothing to select */
         for (uint32_t p = 0; p < mid; p++) w->page_list[nr++] = sink + p;
-    } else if (mid > 0) {
+    } else if (mid > 0 && E >= nn) { /* flat: a bound for every page */
+        K->page_bounds(vs_summary(c, g, 0), np, d, qh, scale, w->bound);
         size_t got = K->topk(w->bound + sink, mid, P, w->topk, w->page_list + nr);
         for (size_t i = 0; i < got; i++) w->page_list[nr + i] += sink;
         nr += (uint32_t)got;
+    } else if (mid > 0) { /* tree: node bounds, top-E nodes, their middle pages' bounds */
+        K->page_bounds(w->nsumm + (size_t)g * w->cap_nodes * 2 * d, nn, d, qh, scale, w->nbound);
+        const size_t ne = K->topk(w->nbound, nn, E, w->topk, w->node_list);
+        size_t nx = 0;
+        for (size_t k = 0; k < ne; k++) {
+            const uint32_t n = w->node_list[k];
+            const uint32_t p0 = n * F > sink ? n * F : sink;
+            const uint32_t p1 = (n + 1) * F < np - recent ? (n + 1) * F : np - recent;
+            if (p0 >= p1) continue;
+            K->page_bounds(vs_summary(c, g, p0), p1 - p0, d, qh, scale, w->xbound + nx);
+            for (uint32_t p = p0; p < p1; p++) w->xpage[nx++] = p;
+        }
+        size_t got;
+        if (P >= nx) {
+            for (size_t i = 0; i < nx; i++) w->page_list[nr + i] = (uint32_t)i;
+            got = nx;
+        } else {
+            got = K->topk(w->xbound, nx, P, w->topk, w->page_list + nr);
+        }
+        for (size_t i = 0; i < got; i++) { /* routed: out of the certificate's page terms */
+            w->xbound[w->page_list[nr + i]] = -INFINITY;
+            w->page_list[nr + i] = w->xpage[w->page_list[nr + i]];
+        }
+        nr += (uint32_t)got;
+        w->r_tree = 1;
+        w->r_ne = (uint32_t)ne;
+        w->r_nx = nx;
     }
     for (uint32_t p = np - recent; p < np; p++) w->page_list[nr++] = p;
 
@@ -612,36 +779,24 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
         w->tok_score[nrn++] = s;
     }
     const double s_rn = nrn ? K->exp_sum(w->tok_score, nrn, m) : 0.0;
-    /* Unrouted pages: routed bounds become -inf, so one max and one exp_sum
-       over the whole bound array see exactly the unrouted full pages (the
-       last page, if partial and unrouted, is weighed by its own count). */
+    /* Unrouted tokens, by bound arrays whose routed entries are -inf, so one
+       max and one exp_sum see exactly the rest: flat, every page; tree, the
+       unexpanded nodes and the expanded nodes' unrouted middle pages. */
     float vmax_r = 0;
     for (uint32_t r = 0; r < nr; r++) {
         const uint32_t p = w->page_list[r];
         vmax_r = vnorm[p] > vmax_r ? vnorm[p] : vmax_r;
-        w->bound[p] = -INFINITY;
+        if (!w->r_tree) w->bound[p] = -INFINITY;
     }
-    uint32_t last_n = vs_page_count(c, np - 1);
-    float last_bound = -INFINITY;
-    if (last_n < S && w->bound[np - 1] != -INFINITY) {
-        last_bound = w->bound[np - 1];
-        w->bound[np - 1] = -INFINITY;
-    } else {
-        last_n = 0;
-    }
-    const size_t nu = np - nr - (last_n ? 1 : 0); /* unrouted full pages */
-    float M_u = last_bound;
-    double s_u = 0.0;
-    if (nu) {
-        const float mu = K->max(w->bound, np);
-        M_u = mu > M_u ? mu : M_u;
-        s_u = K->exp_sum(w->bound, np, M_u);
-    }
-    max_off = M_u > max_off ? M_u : max_off;
+    off_group grp[2];
+    const int ng = off_groups(c, g, nr, sink + recent, w->bound, w->nbound, w->xbound, grp);
+    size_t nmax = nc > nrn ? nc : nrn;
+    for (int i = 0; i < ng; i++) nmax = grp[i].n > nmax ? grp[i].n : nmax;
     /* any page's value norm bounds the off-candidate values (a cheap, looser vmax_off) */
-    const float vmax_u = nr < np ? K->max(vnorm, np) : 0.0f;
+    const float vmax_u = nr == np ? 0.0f
+                         : w->r_tree ? K->max(w->nvnorm + (size_t)g * w->cap_nodes, (np + VS_NODE_PAGES - 1) / VS_NODE_PAGES)
+                                     : K->max(vnorm, np);
 
-    const size_t nmax = nc > nrn ? (nc > np ? nc : np) : (nrn > np ? nrn : np);
     /* sums: canonical ones of up to nmax terms; Z: canonical within blocks, then sequential */
     const double z_depth = ceil((double)nb0 / 8.0) + 3 + ceil((double)nc / VS_CHUNK_TOKENS);
     const double gz = gamma_n(fmax(ceil(nmax / 8.0) + 3, z_depth));
@@ -651,10 +806,23 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     const double lZ = log(Z / (kappa * (1 + gz)));
     double lR = -INFINITY;
     if (nrn) lR = log_add(lR, log(s_rn * kappa / (1 - gz) + nrn * drop));
-    if (nu)
-        lR = log_add(lR, log((double)S * (s_u * kappa / (1 - gz) + nu * drop)) +
-                             ((double)M_u - m));
-    if (last_n) lR = log_add(lR, log((double)last_n) + ((double)last_bound - m) + ds + 1e-9);
+    for (int i = 0; i < ng; i++) {
+        off_group *o2 = &grp[i];
+        if (o2->last < o2->n && o2->b[o2->last] != -INFINITY) { /* a partial page or node */
+            const float lb = o2->b[o2->last];
+            o2->b[o2->last] = -INFINITY;
+            o2->nu--;
+            lR = log_add(lR, log(o2->last_n) + ((double)lb - m) + ds + 1e-9);
+            max_off = lb > max_off ? lb : max_off;
+        }
+        if (o2->nu) {
+            const float M_u = K->max(o2->b, o2->n);
+            const double s_u = K->exp_sum(o2->b, o2->n, M_u);
+            lR = log_add(lR, log(o2->wt * (s_u * kappa / (1 - gz) + o2->nu * drop)) +
+                                 ((double)M_u - m));
+            max_off = M_u > max_off ? M_u : max_off;
+        }
+    }
     const double rho = lR == -INFINITY ? 0.0 : 1.0 / (1.0 + exp(lZ - lR));
 
     const double onorm = norm2(out, dv);
@@ -746,13 +914,23 @@ int vs_decode(vs_cache *c, const float *q, size_t q_count, const vs_decode_optio
     const size_t tokens = routed * S, sel = Kmax < tokens ? Kmax : tokens;
     /* a projection's dense fallback runs its solver over every token */
     const int proj_dense = proj && o.tolerance > 0;
-    scratch_need need = {np, proj_dense ? np * S : tokens, proj_dense ? T : sel, sel, routed};
+    scratch_need need = {np, proj_dense ? np * S : tokens, proj_dense ? T : sel, sel, routed,
+                         0, 0, 0};
+    if (o.routing == VS_ROUTING_TREE) { /* only the first pass: the widened retry routes flat */
+        const size_t nn = (np + VS_NODE_PAGES - 1) / VS_NODE_PAGES, E = tree_expand(&o, o.pages);
+        need.nodes = nn;
+        need.xpages = E < nn ? E * VS_NODE_PAGES : np;
+        need.topk = E < nn ? E : nn;
+    }
     if ((st = ensure_scratch(c, need))) return st;
+    if (o.routing == VS_ROUTING_TREE) update_nodes(c);
 
     const vs_kernels *K = vs_kernels_active();
     vs_scratch *w = &c->ws;
     const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim;
     w->sel_valid = 0;
+    vs_decode_options wide = o;
+    wide.routing = VS_ROUTING_FLAT;
     for (uint32_t h = 0; h < c->cfg.heads; h++) {
         const float *qh = q + (size_t)h * d;
         float *oh = out + (size_t)h * dv;
@@ -762,7 +940,9 @@ int vs_decode(vs_cache *c, const float *q, size_t q_count, const vs_decode_optio
         st = sparse_head(c, K, h, qh, sc, o.pages, o.candidates, &o, eps_k, tol_k, oh, &dg, &nr, &ref);
         const double tol = o.tolerance;
         if (!st && tol > 0 && dg.error_bound > tol * ref) {
-            st = sparse_head(c, K, h, qh, sc, Pmax, Kmax, &o, eps_k, tol_k, oh, &dg, &nr, &ref);
+            /* the retry spends more to certify: flat routing, whose page bounds
+               are tighter than a node's */
+            st = sparse_head(c, K, h, qh, sc, Pmax, Kmax, &wide, eps_k, tol_k, oh, &dg, &nr, &ref);
             dg.fallback = VS_FALLBACK_WIDENED;
             if (!st && dg.error_bound > tol * ref) {
                 if (proj) {

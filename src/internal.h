@@ -51,7 +51,8 @@ typedef struct vs_scratch {
     float *w;              /* [max(cap_cand, S)] weights */
     float *cs;             /* [max(cap_cand, S)] candidate scores */
     const float **rows;    /* [max(cap_cand, S)] value rows */
-    vs_topk_item *topk;    /* [VS_TOPK_SCRATCH(max(sel_cap_tokens, sel_cap_pages))] */
+    size_t cap_topk;       /* largest k the top-k scratch holds */
+    vs_topk_item *topk;    /* [VS_TOPK_SCRATCH(cap_topk)] */
     float *acc;            /* [heads][dv] accumulators */
     float *hm, *hl;        /* [heads] running max and sum of the online softmax */
     /* projection solvers (eg, fw) */
@@ -61,6 +62,20 @@ typedef struct vs_scratch {
     double *point;         /* [d] U alpha in double */
     float *resid;          /* [d] q - U alpha, rounded to float */
     void *solve_work;      /* vs_solve_work_bytes(cap_cand, d) */
+    /* hierarchical routing: node n covers pages [n F, (n + 1) F), F = VS_NODE_PAGES */
+    size_t cap_nodes;
+    uint16_t *nsumm;       /* [G][cap_nodes][d][2] node boxes: min of its pages' lo, max of hi */
+    float *nvnorm;         /* [G][cap_nodes] max of its pages' vnorm */
+    float *nbound;         /* [cap_nodes] node bounds for one head */
+    uint32_t *node_list;   /* [cap_nodes] expanded nodes, increasing */
+    uint32_t nodes_len;    /* tokens folded into the node boxes: appends only grow boxes, so
+                              the next decode folds the pages from token nodes_len on; a
+                              truncation lowers it to the last node it left whole */
+    uint32_t r_tree, r_ne; /* the last routing: tree used, nodes expanded */
+    size_t r_nx;           /* expanded middle pages in xpage */
+    size_t cap_xpages;
+    float *xbound;         /* [cap_xpages] bounds of the expanded nodes' middle pages */
+    uint32_t *xpage;       /* [cap_xpages] their page indices, increasing */
     size_t bytes;          /* everything above, for vs_cache_get_info */
     /* Last selection per head (see vs_decode_candidates). */
     size_t sel_cap_tokens, sel_cap_pages;

@@ -43,7 +43,9 @@
  *  2. Certificate validity on sparse selections: seeded trials over random,
  *     inside-the-hull, scaled-query and planted-needle geometries, P, Kc,
  *     page sizes, sink / recent pages, eps, max_iter and solver_tol varied,
- *     half of them GQA 4x2: eg ||out - V alpha*_T|| <= error_bound, off-C
+ *     half of them GQA 4x2, a third of the random ones routed by the tree
+ *     (pages 1-8, expand 1-3: most nodes unexpanded, certified by their node
+ *     bounds): eg ||out - V alpha*_T|| <= error_bound, off-C
  *     mass of alpha*_T <= rho_cert, mass off the face <= leakage_bound; fw
  *     ||out[0:d] - p*|| <= error_bound (+ slack), rho_cert, leakage_bound.
  *     How often the bound is informative (< 0.1 ||ref||) is printed; a
@@ -956,6 +958,11 @@ static void fw_unique(vs_test_rng *r) {
 /* ---- 2, 3. certificate validity on sparse selections ------------------------------------ */
 
 static stats st_cert[2][NGEOM], st_designed[2];
+/* the share of the trials above routed by the tree (VS_ROUTING_TREE with
+   expand 1-3 and small pages, so most nodes stay unexpanded): the heads where
+   the tree routed (more middle pages than P, more nodes than E) */
+static stats st_tree[2];
+static int n_tree_trials;
 
 /* designed: the needle geometry with settings under which the certificate
    should be informative: every needle page routable (P >= 4 >= needles),
@@ -968,8 +975,18 @@ static void cert_trial(int geom, uint32_t solver, int designed, vs_test_rng *r) 
     const uint32_t d = dims[vs_test_next(r) % 4], S = pagesz[vs_test_next(r) % 4];
     uint32_t T = 50 + (uint32_t)(vs_test_next(r) % 700);
     if (vs_test_next(r) % 10 == 0) T += 2000;
-    inst x = make(gqa ? 4 : 1, gqa ? 2 : 1, d, 1 + (uint32_t)(vs_test_next(r) % 3), S, T, geom, r);
+    /* every third random trial routes by the tree, with pages 8x smaller (more
+       nodes) and 1-3 nodes expanded (chosen by a counter, not the generator) */
+    static unsigned trial_no;
+    const unsigned k = trial_no++;
+    const int tree = !designed && k % 3 == 1;
+    inst x = make(gqa ? 4 : 1, gqa ? 2 : 1, d, 1 + (uint32_t)(vs_test_next(r) % 3),
+                  tree ? S / 8 : S, T, geom, r);
     vs_decode_options o = proj_options(solver);
+    if (tree) { /* (the others: the defaults, tree with automatic expand) */
+        o.routing = VS_ROUTING_TREE;
+        o.expand = 1 + (k / 3) % 3;
+    }
     o.pages = Ps[vs_test_next(r) % 5];
     o.candidates = Kcs[vs_test_next(r) % 4];
     o.sink_pages = (uint32_t)(vs_test_next(r) % 2);
@@ -990,13 +1007,22 @@ static void cert_trial(int geom, uint32_t solver, int designed, vs_test_rng *r) 
     vs_head_diag dg[4];
     CHECK_STATUS(decode(&x, &o, out, dg), VS_OK);
     n_decodes++;
+    const uint32_t np = (T + x.S - 1) / x.S, nn = (np + VS_NODE_PAGES - 1) / VS_NODE_PAGES;
+    const uint32_t mid = np - (o.sink_pages < np ? o.sink_pages : np) -
+                         (o.recent_pages < np - (o.sink_pages < np ? o.sink_pages : np)
+                              ? o.recent_pages
+                              : np - (o.sink_pages < np ? o.sink_pages : np));
+    const int tree_routed = tree && mid > o.pages && o.expand < nn;
+    n_tree_trials += tree_routed;
     for (uint32_t h = 0; h < x.H; h++) {
-        char what[128];
-        snprintf(what, sizeof what, "cert %s T=%u d=%u S=%u P=%u Kc=%u eps=%g it=%u",
-                 geom_name[geom], T, d, S, o.pages, o.candidates, (double)o.eps, o.max_iter);
+        char what[160];
+        snprintf(what, sizeof what, "cert %s T=%u d=%u S=%u P=%u Kc=%u eps=%g it=%u %s E=%u",
+                 geom_name[geom], T, d, x.S, o.pages, o.candidates, (double)o.eps, o.max_iter,
+                 tree ? "tree" : "flat", o.expand);
         head_result R = check_head(&x, h, &o, out, &dg[h], what);
         const int fw = solver == VS_SOLVER_FW;
         record(designed ? &st_designed[fw] : &st_cert[fw][geom], &R, &dg[h], solver);
+        if (tree_routed) record(&st_tree[fw], &R, &dg[h], solver);
         if (solver == VS_SOLVER_EG && dg[h].iterations < o.max_iter)
             CHECK(dg[h].residual <= o.solver_tol * (1 + 1e-6),
                   "%s h%u: stopped after %u < max_iter iterations with residual %g > tol %g", what,
@@ -1305,11 +1331,17 @@ int main(void) {
         rho_over += st_sens[s].rho_over10 + st_designed[s].rho_over10;
         heads += st_sens[s].heads + st_designed[s].heads;
         print_stats(s ? "fw designed" : "eg designed", &st_designed[s]);
+        print_stats(s ? "fw tree" : "eg tree", &st_tree[s]);
         print_stats(s ? "fw sensitivity" : "eg sensitivity", &st_sens[s]);
     }
     printf("  certificate trials: %d decodes, %d heads; eg leakage_bound (< 0.5, converged) "
-           "checked on %d heads, max off-face mass / (bound + slack) %.3g\n",
-           n_decodes, heads, leak_tested, leak_worst);
+           "checked on %d heads, max off-face mass / (bound + slack) %.3g; %d decodes routed "
+           "by the tree (counted again in the tree lines)\n",
+           n_decodes, heads, leak_tested, leak_worst, n_tree_trials);
+    for (int s = 0; s < 2; s++)
+        CHECK(st_tree[s].heads >= 40 && st_tree[s].violations == 0,
+              "%s: %d tree-routed heads, %d violations", s ? "fw" : "eg", st_tree[s].heads,
+              st_tree[s].violations);
     /* the designed needle trials must give informative certificates, or the
        validity checks could pass with bounds that are always huge */
     for (int s = 0; s < 2; s++) {

@@ -235,6 +235,30 @@ static void bad_calls(void) {
     }
     same(c, s0, "rejected decodes");
 
+    /* routing: 0 (flat) and 1 (tree) only; expand is any value (0 = automatic) */
+    const uint32_t bad_routing[] = {2, 3, 255, UINT32_MAX};
+    for (size_t i = 0; i < sizeof bad_routing / sizeof bad_routing[0]; i++) {
+        vs_decode_options b = o;
+        b.routing = bad_routing[i];
+        CHECK_STATUS(vs_decode(c, q, H * D, &b, out, H * DV, diag, H), VS_E_OPTION);
+        b.expand = 1; /* whatever expand is */
+        CHECK_STATUS(vs_decode(c, q, H * D, &b, out, H * DV, diag, H), VS_E_OPTION);
+    }
+    same(c, s0, "decodes with an invalid routing");
+    const uint32_t expands[] = {0, 1, 2, 1000, UINT32_MAX - 1, UINT32_MAX};
+    for (uint32_t routing = VS_ROUTING_FLAT; routing <= VS_ROUTING_TREE; routing++)
+        for (size_t i = 0; i < sizeof expands / sizeof expands[0]; i++) {
+            vs_decode_options b = o;
+            b.routing = routing;
+            b.expand = expands[i];
+            b.pages = 1;
+            CHECK_STATUS(vs_decode(c, q, H * D, &b, out, H * DV, diag, H), VS_OK);
+            b.tolerance = 1e-3f;
+            b.widen = UINT32_MAX; /* P x widen saturates */
+            CHECK_STATUS(vs_decode(c, q, H * D, &b, out, H * DV, diag, H), VS_OK);
+        }
+    same(c, s0, "decodes with every expand");
+
     projection_options(c);
 
     /* empty cache */
@@ -347,6 +371,131 @@ static void allocation_failures(void) {
     }
 }
 
+/* Tree routing (a few nodes expanded, so node bounds, expanded pages and the
+   lazy node update all run) through appends, truncations and decodes, with
+   the Nth allocation of every append and decode made to fail until it
+   succeeds: every failure is VS_E_NOMEM and leaves the cache as it was, and
+   each decode that finally succeeds gives the bits (outputs and diagnostics)
+   of the same decode on a cache that was never disturbed, built from the same
+   appends and truncations in one go. */
+static void allocation_failures_tree(void) {
+    enum { ROUNDS = 12, MAXOPS = 24 };
+    /* per round: up to two operations (n > 0: append n tokens; n < 0: truncate
+       by -n; 0: nothing), then a tree decode */
+    static const int plan[ROUNDS][2] = {
+        {60, 64}, {64, 0}, {-37, 0}, {1, 0}, {-5, 0}, {64, 0},
+        {1, 0},   {-1000, 64}, {-3, 0}, {2, 0}, {-70, 0}, {-1, 0},
+    };
+    /* appended tokens come from varied offsets of a larger pool, at varied
+       magnitudes, so that a node box that kept a dropped token would differ */
+    static float tkeys[256 * G * D], tvals[256 * G * DV];
+    vs_test_rng rng = {99};
+    for (int t = 0; t < 256; t++) {
+        vs_test_fill_normal(&rng, tkeys + t * G * D, G * D, t % 3 == 0 ? 3.0 : 0.5);
+        vs_test_fill_normal(&rng, tvals + t * G * DV, G * DV, 1.0);
+    }
+    int ops[MAXOPS][2], nops = 0; /* {n, offset} */
+    vs_cache *c = fresh(); /* T0 tokens, page size S = 4: a node is 64 tokens */
+    int append_failures = 0, decode_failures = 0, compared = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int k = 0; k < 2; k++) {
+            int n = plan[round][k];
+            size_t len;
+            vs_cache_length(c, &len);
+            if (n < 0) { /* truncate: never allocates, even when an allocation would fail */
+                /* -1000: to the last node boundary (a node is 16 pages, 64 tokens) */
+                const size_t keep = (size_t)-n >= len ? len / 64 * 64 : len - (size_t)-n;
+                vs_test_fail_alloc_after(0);
+                CHECK_STATUS(vs_cache_truncate(c, keep), VS_OK);
+                vs_test_fail_alloc_after(-1);
+                ops[nops][0] = -(int)(len - keep);
+                ops[nops++][1] = 0;
+            } else if (n > 0) {
+                const int off = (round * 37 + k * 11) % (256 - n);
+                int done = 0;
+                for (long fail = 0; fail < 200 && !done; fail++) {
+                    snap s0 = take(c);
+                    vs_test_fail_alloc_after(fail);
+                    const int st = vs_cache_append(c, tkeys + off * G * D, (size_t)n * G * D,
+                                                   tvals + off * G * DV, (size_t)n * G * DV);
+                    vs_test_fail_alloc_after(-1);
+                    if (st == VS_OK) done = 1;
+                    else {
+                        CHECK_STATUS(st, VS_E_NOMEM);
+                        same(c, s0, "a failed append (tree)");
+                        append_failures++;
+                    }
+                }
+                CHECK(done, "append never succeeded");
+                ops[nops][0] = n;
+                ops[nops++][1] = off;
+            }
+        }
+        vs_decode_options o;
+        vs_decode_options_default(&o);
+        o.routing = VS_ROUTING_TREE;
+        o.expand = round % 3 == 2 ? 2 : 1; /* 3 to 7 nodes */
+        /* sizes that repeat, so that later rounds reuse the scratch and its node
+           boxes (the lazy update after appends and truncations) */
+        o.pages = 1 + (uint32_t)(round % 3);
+        o.candidates = 5 + 7 * (uint32_t)(round % 3);
+        o.sink_pages = (uint32_t)(round % 2);
+        o.tolerance = round % 4 == 1 ? 1e-3f : 0.0f; /* the retry is flat: its own scratch */
+        o.solver = round % 4 == 3 ? VS_SOLVER_EG : VS_SOLVER_SOFTMAX;
+        float out[H * DV];
+        vs_head_diag diag[H];
+        int done = 0;
+        for (long fail = 0; fail < 200 && !done; fail++) {
+            snap s0 = take(c);
+            vs_test_fail_alloc_after(fail);
+            const int st = vs_decode(c, q, H * D, &o, out, H * DV, diag, H);
+            vs_test_fail_alloc_after(-1);
+            if (st == VS_OK) done = 1;
+            else {
+                CHECK_STATUS(st, VS_E_NOMEM);
+                same(c, s0, "a failed tree decode");
+                decode_failures++;
+            }
+        }
+        CHECK(done, "tree decode never succeeded (round %d)", round);
+        if (!done) continue;
+        /* the undisturbed cache: the same operations, one decode */
+        vs_cache *r = fresh();
+        for (int i = 0; i < nops; i++) {
+            size_t len;
+            vs_cache_length(r, &len);
+            const int n = ops[i][0], off = ops[i][1];
+            if (n > 0)
+                CHECK_STATUS(vs_cache_append(r, tkeys + off * G * D, (size_t)n * G * D,
+                                             tvals + off * G * DV, (size_t)n * G * DV),
+                             VS_OK);
+            else CHECK_STATUS(vs_cache_truncate(r, len - (size_t)-n), VS_OK);
+        }
+        float ref[H * DV];
+        vs_head_diag rdiag[H];
+        CHECK_STATUS(vs_decode(r, q, H * D, &o, ref, H * DV, rdiag, H), VS_OK);
+        CHECK(memcmp(ref, out, sizeof ref) == 0 && memcmp(rdiag, diag, sizeof rdiag) == 0,
+              "tree round %d: decode after allocation failures differs from an undisturbed cache",
+              round);
+        /* and the same selection */
+        for (uint32_t h = 0; h < H; h++) {
+            uint32_t a[512], b[512];
+            size_t na, nb;
+            CHECK_STATUS(vs_decode_routed_pages(c, h, a, 512, &na), VS_OK);
+            CHECK_STATUS(vs_decode_routed_pages(r, h, b, 512, &nb), VS_OK);
+            CHECK(na == nb && memcmp(a, b, (na < 512 ? na : 512) * sizeof *a) == 0,
+                  "tree round %d head %u: routed pages differ from an undisturbed cache", round, h);
+        }
+        compared++;
+        vs_cache_free(r);
+    }
+    CHECK(decode_failures > 0 && append_failures > 0,
+          "tree: no allocation was ever failed (appends %d, decodes %d)", append_failures,
+          decode_failures);
+    CHECK(compared == ROUNDS, "tree: %d of %d rounds compared", compared, ROUNDS);
+    vs_cache_free(c);
+}
+
 int main(void) {
     vs_test_rng r = {7};
     vs_test_fill_normal(&r, keys, sizeof keys / sizeof keys[0], 1.0);
@@ -355,5 +504,6 @@ int main(void) {
     bad_configs();
     bad_calls();
     allocation_failures();
+    allocation_failures_tree();
     return vs_test_finish("test_errors");
 }

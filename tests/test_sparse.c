@@ -259,7 +259,10 @@ int main(void) {
         o.candidates = cases[i].Kc;
         o.sink_pages = cases[i].sink;
         o.recent_pages = cases[i].recent;
+        o.routing = VS_ROUTING_FLAT; /* top-P over every page's bound: checked exactly */
         check_selection(&x, &o);
+        isa_identity(&x, &o);
+        o.routing = VS_ROUTING_TREE;
         isa_identity(&x, &o);
         full_coverage(&x);
         drop(&x);

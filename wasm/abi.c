@@ -5,7 +5,9 @@
  * vs_head_diag, vs_cache_info, vs_workload) field by field at fixed offsets.
  * vs_wasm_abi() reports the sizes and offsets this build was compiled with,
  * so the loader can refuse a module whose layout differs from the one it was
- * written for (error code E_ABI) instead of reading garbage.
+ * written for (error code E_ABI) instead of reading garbage. The table ends
+ * with the constants the loader relies on (VS_NODE_PAGES, exposed as
+ * vs.nodePages).
  *
  * The table written to out[] is a flat list of uint32, in the order of the
  * VS_ABI_FIELDS X-macro below; the JS side keeps the same list (ABI in
@@ -37,6 +39,8 @@
     X(offsetof(vs_decode_options, eps))                    \
     X(offsetof(vs_decode_options, max_iter))               \
     X(offsetof(vs_decode_options, solver_tol))             \
+    X(offsetof(vs_decode_options, routing))                \
+    X(offsetof(vs_decode_options, expand))                 \
     X(sizeof(vs_head_diag))                                \
     X(offsetof(vs_head_diag, routed_pages))                \
     X(offsetof(vs_head_diag, candidates))                  \
@@ -69,7 +73,8 @@
     X(offsetof(vs_workload, seed_lo))                      \
     X(offsetof(vs_workload, seed_hi))                      \
     X(sizeof(size_t))                                      \
-    X(sizeof(void *))
+    X(sizeof(void *))                                      \
+    X(VS_NODE_PAGES)
 
 #define VS_ABI_COUNT_ONE(v) +1
 #define VS_ABI_COUNT (0 VS_ABI_FIELDS(VS_ABI_COUNT_ONE))

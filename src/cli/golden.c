@@ -44,6 +44,7 @@ static gv_case gv_make(const char *name, uint32_t kind, uint32_t T, uint32_t hea
     c.page_size = S;
     c.chunk = 777;
     vs_decode_options_default(&c.opt);
+    c.opt.routing = VS_ROUTING_FLAT; /* tree only where a case says so (and library_defaults) */
     return c;
 }
 
@@ -179,6 +180,30 @@ size_t gv_cases(gv_case *out) {
     out[n++] = c;
     c = gv_make("library_defaults", VS_WL_NEEDLE, 2100, 1, 1, 64, 4, 0, 30);
     c.page_size = 0; /* VS_DEFAULT_PAGE_SIZE */
+    vs_decode_options_default(&c.opt);
+    out[n++] = c;
+    /* tree routing: partial last node, expand below and above the node count, GQA,
+       a projection solver, and the tolerance ladder (its retry routes flat) */
+    c = gv_make("tree_needle_s4_partial", VS_WL_NEEDLE, 1500, 1, 1, 12, 4, 4, 38);
+    gv_opts(&c, 6, 32, 1, 1);
+    c.opt.routing = VS_ROUTING_TREE;
+    c.opt.expand = 3;
+    out[n++] = c;
+    c = gv_make("tree_gap_gqa4x2_auto", VS_WL_GAP, 1800, 4, 2, 8, 4, 4, 39);
+    gv_opts(&c, 4, 24, 2, 1);
+    c.opt.routing = VS_ROUTING_TREE;
+    out[n++] = c;
+    c = gv_make("tree_uniform_expand_all", VS_WL_UNIFORM, 1100, 1, 1, 8, 8, 4, 40);
+    gv_opts(&c, 5, 16, 1, 1);
+    c.opt.routing = VS_ROUTING_TREE;
+    c.opt.expand = 1000;
+    out[n++] = c;
+    c = gv_make("tree_tol_eg_needle", VS_WL_NEEDLE, 1400, 2, 1, 12, 4, 4, 41);
+    gv_opts(&c, 4, 16, 1, 1);
+    c.opt.routing = VS_ROUTING_TREE;
+    c.opt.expand = 2;
+    c.opt.solver = VS_SOLVER_EG;
+    c.opt.tolerance = 1e-2f;
     out[n++] = c;
     /* projection solvers: planted faces, needles, GQA, and their tolerance ladder */
     c = gv_make("eg_gap_d16", VS_WL_GAP, 900, 1, 1, 16, 8, 16, 32);
@@ -357,6 +382,8 @@ static void gv_header(const gv_case *c, size_t cand_total, uint32_t *h) {
     h[GV_W_EPS] = gv_fbits(c->opt.eps);
     h[GV_W_MAX_ITER] = c->opt.max_iter;
     h[GV_W_SOLVER_TOL] = gv_fbits(c->opt.solver_tol);
+    h[GV_W_ROUTING] = c->opt.routing;
+    h[GV_W_EXPAND] = c->opt.expand;
     h[GV_W_CAND_TOTAL] = (uint32_t)cand_total;
     h[GV_W_DIAG_WORDS] = GV_DIAG_WORDS;
     h[GV_W_CHUNK] = c->chunk;
@@ -388,6 +415,8 @@ static void gv_case_of_header(const uint32_t *h, gv_case *c) {
     c->opt.eps = gv_bitsf(h[GV_W_EPS]);
     c->opt.max_iter = h[GV_W_MAX_ITER];
     c->opt.solver_tol = gv_bitsf(h[GV_W_SOLVER_TOL]);
+    c->opt.routing = h[GV_W_ROUTING];
+    c->opt.expand = h[GV_W_EXPAND];
     c->chunk = h[GV_W_CHUNK];
 }
 
@@ -463,7 +492,8 @@ static int gv_write_case(const char *dir, const gv_case *c, FILE *index, int fir
                 "     \"cache\": {\"page_size\": %u, \"append_chunk\": %u},\n"
                 "     \"options\": {\"pages\": %u, \"candidates\": %u, \"sink_pages\": %u, "
                 "\"recent_pages\": %u, \"solver\": %u, \"widen\": %u, \"scale\": %.9g, "
-                "\"tolerance\": %.9g, \"eps\": %.9g, \"max_iter\": %u, \"solver_tol\": %.9g},\n"
+                "\"tolerance\": %.9g, \"eps\": %.9g, \"max_iter\": %u, \"solver_tol\": %.9g, "
+                "\"routing\": %u, \"expand\": %u},\n"
                 "     \"arrays\": {\"keys\": [%zu, %zu], \"values\": [%zu, %zu], \"queries\": [%zu, %zu], "
                 "\"dense\": [%zu, %zu], \"sparse\": [%zu, %zu], \"diag\": [%zu, %zu], "
                 "\"cand_count\": [%zu, %zu], \"cand\": [%zu, %zu], \"ref\": [%zu, %zu]}}",
@@ -472,7 +502,8 @@ static int gv_write_case(const char *dir, const gv_case *c, FILE *index, int fir
                 w->seed_lo, w->seed_hi, c->step, c->page_size, c->chunk, c->opt.pages,
                 c->opt.candidates, c->opt.sink_pages, c->opt.recent_pages, c->opt.solver,
                 c->opt.widen, (double)c->opt.scale, (double)c->opt.tolerance, (double)c->opt.eps,
-                c->opt.max_iter, (double)c->opt.solver_tol, L.keys, sz.keys,
+                c->opt.max_iter, (double)c->opt.solver_tol, c->opt.routing, c->opt.expand,
+                L.keys, sz.keys,
                 L.values, sz.values, L.queries, sz.queries, L.dense, sz.out, L.sparse, sz.out,
                 L.diag, sz.diag_words, L.cand_count, sz.heads, L.cand, o.cand_total, L.ref, sz.out);
     }

@@ -429,7 +429,10 @@ static void check_workload(const vs_workload *w) {
 /* One decode configuration: page size, routed pages, candidates. */
 typedef struct dconfig {
     uint32_t S, P, Kc;
+    uint32_t routing, expand; /* ROUTING_FROM_OPTIONS: --routing / --expand */
 } dconfig;
+
+#define ROUTING_FROM_OPTIONS UINT32_MAX
 
 #define MAX_CONFIGS 16
 
@@ -444,15 +447,30 @@ static size_t configs_from_args(args *a, dconfig *out) {
         size_t n = 0;
         const char *s = c;
         while (*s) {
-            unsigned long S, P, K;
+            unsigned long S, P, K, E = 0;
             int used = 0;
             if (sscanf(s, "%lu:%lu:%lu%n", &S, &P, &K, &used) != 3 || S < 1 ||
                 S > VS_MAX_PAGE_SIZE || P < 1 || P > UINT32_MAX || K < 1 || K > UINT32_MAX)
-                die_usage("--config: expected page:pages:candidates[,...], e.g. 16:64:128,32:32:256; "
-                          "got '%s'", s);
+                die_usage("--config: expected page:pages:candidates[:flat|:tree[E]][,...], e.g. "
+                          "16:64:128,64:16:128:tree; got '%s'", s);
             if (n == MAX_CONFIGS) die_usage("--config: at most %d configurations", MAX_CONFIGS);
-            out[n++] = (dconfig){(uint32_t)S, (uint32_t)P, (uint32_t)K};
+            dconfig cf = {(uint32_t)S, (uint32_t)P, (uint32_t)K, ROUTING_FROM_OPTIONS, 0};
             s += used;
+            if (strncmp(s, ":flat", 5) == 0) {
+                cf.routing = VS_ROUTING_FLAT;
+                s += 5;
+            } else if (strncmp(s, ":tree", 5) == 0) {
+                cf.routing = VS_ROUTING_TREE;
+                s += 5;
+                if (*s >= '0' && *s <= '9') {
+                    char *end;
+                    E = strtoul(s, &end, 10);
+                    if (E < 1 || E > UINT32_MAX) die_usage("--config: bad node count in '%s'", s);
+                    s = end;
+                }
+                cf.expand = (uint32_t)E;
+            }
+            out[n++] = cf;
             if (*s == ',') s++;
             else if (*s) die_usage("--config: unexpected '%s'", s);
         }
@@ -462,12 +480,26 @@ static size_t configs_from_args(args *a, dconfig *out) {
     out[0].S = arg_u32(a, "page", VS_DEFAULT_PAGE_SIZE, 1, VS_MAX_PAGE_SIZE);
     out[0].P = arg_u32(a, "pages", def.pages, 1, UINT32_MAX);
     out[0].Kc = arg_u32(a, "candidates", def.candidates, 1, UINT32_MAX);
+    out[0].routing = ROUTING_FROM_OPTIONS;
+    out[0].expand = 0;
     return 1;
 }
 
 static const char *solver_name(uint32_t s) {
     return s == VS_SOLVER_EG ? "eg" : s == VS_SOLVER_FW ? "fw" : "softmax";
 }
+
+/* A configuration's sizes and routing, over the options. */
+static void apply_config(vs_decode_options *o, const dconfig *cf) {
+    o->pages = cf->P;
+    o->candidates = cf->Kc;
+    if (cf->routing != ROUTING_FROM_OPTIONS) {
+        o->routing = cf->routing;
+        o->expand = cf->expand;
+    }
+}
+
+static const char *routing_name(uint32_t r) { return r == VS_ROUTING_TREE ? "tree" : "flat"; }
 
 /* The remaining decode options: --sink --recent --widen --tolerance --scale
    --solver --eps --max-iter --solver-tol. */
@@ -483,6 +515,13 @@ static void options_from_args(args *a, vs_decode_options *o) {
     o->eps = (float)arg_double(a, "eps", o->eps, 1e-9, 1e9);
     o->max_iter = arg_u32(a, "max-iter", o->max_iter, 1, UINT32_MAX);
     o->solver_tol = (float)arg_double(a, "solver-tol", o->solver_tol, 1e-30, 1e30);
+    const char *rt = arg_get(a, "routing");
+    if (rt) {
+        if (strcmp(rt, "flat") == 0) o->routing = VS_ROUTING_FLAT;
+        else if (strcmp(rt, "tree") == 0) o->routing = VS_ROUTING_TREE;
+        else die_usage("--routing: '%s' is not flat or tree", rt);
+    }
+    o->expand = arg_u32(a, "expand", o->expand, 0, UINT32_MAX);
     o->sink_pages = arg_u32(a, "sink", o->sink_pages, 0, UINT32_MAX);
     o->recent_pages = arg_u32(a, "recent", o->recent_pages, 0, UINT32_MAX);
     o->widen = arg_u32(a, "widen", o->widen, 2, 1u << 20);
@@ -538,6 +577,8 @@ static void json_options(jw *j, const vs_decode_options *o, int with_sizes) {
     jw_int(j, "widen", o->widen);
     jw_num(j, "scale", o->scale);
     jw_num(j, "tolerance", o->tolerance);
+    jw_str(j, "routing", routing_name(o->routing));
+    jw_int(j, "expand", o->expand);
     jw_num(j, "eps", o->eps); /* eg, fw */
     jw_int(j, "max_iter", o->max_iter);
     jw_num(j, "solver_tol", o->solver_tol);
@@ -754,6 +795,9 @@ typedef struct bench_ctx {
     double sum_bound, sum_rel_bound, sum_rho, sum_cand, sum_routed, max_err_vs_dense;
     uint64_t found, wanted, heads_all_found, decodes;
     uint64_t fallback[3];
+    uint64_t same_as_flat, flat_checked; /* tree routing: heads that routed exactly flat
+                                            routing's pages, of those compared */
+    double flat_overlap;    /* sum over those of the share of flat's pages tree also routed */
 } bench_ctx;
 
 static int run_dense(void *p, int rep) {
@@ -802,6 +846,44 @@ static void after_sparse(void *p, int rep) {
             b->heads_all_found += f == b->nmarked;
         }
     }
+}
+
+/* Tree routing, untimed, after the timing (a flat decode between timed ones
+   would evict the caches the timed decodes use): for each of the query steps,
+   how many heads routed exactly the pages flat routing routes. */
+static void compare_with_flat(bench_ctx *b) {
+    const size_t qn = (size_t)b->w->heads * b->w->head_dim, on = (size_t)b->w->heads * b->w->value_dim;
+    const size_t cap = (size_t)b->w->T; /* >= pages */
+    size_t *na = xmalloc(b->w->heads * sizeof *na);
+    uint32_t *tree_pages = xmalloc((size_t)b->w->heads * cap * sizeof *tree_pages);
+    vs_decode_options flat = b->opt;
+    flat.routing = VS_ROUTING_FLAT;
+    for (uint32_t step = 0; step < BENCH_STEPS; step++) {
+        const float *q = b->q + (size_t)step * qn;
+        check_status(vs_decode(b->cache, q, qn, &b->opt, b->out, on, b->diag, b->w->heads), "tree decode");
+        for (uint32_t h = 0; h < b->w->heads; h++)
+            check_status(vs_decode_routed_pages(b->cache, h, tree_pages + h * cap, cap, &na[h]),
+                         "vs_decode_routed_pages");
+        check_status(vs_decode(b->cache, q, qn, &flat, b->out, on, b->diag, b->w->heads), "flat decode");
+        for (uint32_t h = 0; h < b->w->heads; h++) {
+            size_t nb = 0;
+            check_status(vs_decode_routed_pages(b->cache, h, b->cand, cap, &nb),
+                         "vs_decode_routed_pages");
+            b->same_as_flat += nb == na[h] && memcmp(b->cand, tree_pages + h * cap, nb * 4) == 0;
+            b->flat_checked++;
+            /* overlap: flat's pages that tree routed too (both lists increase) */
+            size_t both = 0;
+            for (size_t i = 0, j = 0; i < nb && j < na[h];) {
+                const uint32_t x = b->cand[i], y = tree_pages[h * cap + j];
+                both += x == y;
+                i += x <= y;
+                j += y <= x;
+            }
+            b->flat_overlap += nb ? (double)both / (double)nb : 1.0;
+        }
+    }
+    free(na);
+    free(tree_pages);
 }
 
 typedef struct bench_row {
@@ -887,13 +969,13 @@ static int cmd_bench(args *a) {
                 progress(1, "%s: timing sparse decode %u:%u:%u", label, cfgs[cj].S, cfgs[cj].P,
                          cfgs[cj].Kc);
                 bench_ctx sc = ctx;
-                sc.opt.pages = cfgs[cj].P;
-                sc.opt.candidates = cfgs[cj].Kc;
+                apply_config(&sc.opt, &cfgs[cj]);
                 r->T = w.T;
                 r->cfg = cfgs[cj];
                 r->dense = dense;
                 r->dense_bytes = (double)w.T * w.kv_heads * (w.head_dim + w.value_dim) * sizeof(float);
                 time_reps(run_sparse, after_sparse, &sc, min_reps, &r->sparse);
+                if (sc.opt.routing == VS_ROUTING_TREE) compare_with_flat(&sc);
                 r->stats = sc;
             }
             vs_cache_free(cache);
@@ -942,6 +1024,13 @@ static int cmd_bench(args *a) {
             jw_num(&j, "max_rel_err_vs_dense", s->max_err_vs_dense);
             jw_num(&j, "mean_candidates", s->sum_cand / nd);
             jw_num(&j, "mean_routed_pages", s->sum_routed / nd);
+            const uint32_t rt = r->cfg.routing == ROUTING_FROM_OPTIONS ? base.routing : r->cfg.routing;
+            jw_str(&j, "routing", routing_name(rt));
+            jw_int(&j, "expand", r->cfg.routing == ROUTING_FROM_OPTIONS ? base.expand : r->cfg.expand);
+            jw_num(&j, "same_pages_as_flat",
+                   rt == VS_ROUTING_TREE ? (double)s->same_as_flat / (double)s->flat_checked : NAN);
+            jw_num(&j, "flat_pages_overlap",
+                   rt == VS_ROUTING_TREE ? s->flat_overlap / (double)s->flat_checked : NAN);
             if (s->wanted) {
                 jw_num(&j, "recall", (double)s->found / (double)s->wanted);
                 jw_num(&j, "heads_all_recalled", (double)s->heads_all_found / nd);
@@ -970,16 +1059,22 @@ static int cmd_bench(args *a) {
         printf("options: sink pages %u, recent pages %u, tolerance %g; times are medians (ms)\n",
                base.sink_pages, base.recent_pages, (double)base.tolerance);
         if (bw > 0) printf("machine read bandwidth: %.1f GB/s (1 thread, %u MiB buffer, best of 5)\n", bw / 1e9, bw_mib);
-        printf("\n%9s %14s %10s %10s %9s %8s %6s %11s %10s %8s %9s\n", "T", "S:P:Kc", "dense ms",
+        printf("\n%9s %18s %10s %10s %9s %8s %6s %11s %10s %8s %9s %9s\n", "T", "S:P:Kc", "dense ms",
                "sparse ms", "speedup", "dense", "of bw", "err bound", "vs dense", "recall",
-               "fallback");
-        printf("%9s %14s %10s %10s %9s %8s %6s %11s %10s %8s %9s\n", "", "", "", "", "", "GB/s", "",
-               "(rel, mean)", "(rel,max)", "", "w/d");
+               "fallback", "= flat");
+        printf("%9s %18s %10s %10s %9s %8s %6s %11s %10s %8s %9s %9s\n", "", "", "", "", "", "GB/s", "",
+               "(rel, mean)", "(rel,max)", "", "w/d", "pages");
         for (size_t i = 0; i < nT * ncfg; i++) {
             const bench_row *r = &rows[i];
             const bench_ctx *s = &r->stats;
-            char cfg[40], rec[16], fb[24];
-            snprintf(cfg, sizeof cfg, "%u:%u:%u", r->cfg.S, r->cfg.P, r->cfg.Kc);
+            char cfg[40], rec[16], fb[24], same[24];
+            const uint32_t rt = r->cfg.routing == ROUTING_FROM_OPTIONS ? base.routing : r->cfg.routing;
+            const uint32_t ex = r->cfg.routing == ROUTING_FROM_OPTIONS ? base.expand : r->cfg.expand;
+            if (rt == VS_ROUTING_TREE && ex)
+                snprintf(cfg, sizeof cfg, "%u:%u:%u:tree%u", r->cfg.S, r->cfg.P, r->cfg.Kc, ex);
+            else
+                snprintf(cfg, sizeof cfg, "%u:%u:%u%s", r->cfg.S, r->cfg.P, r->cfg.Kc,
+                         rt == VS_ROUTING_TREE ? ":tree" : "");
             if (s->wanted) snprintf(rec, sizeof rec, "%.1f%%", 100.0 * s->found / s->wanted);
             else snprintf(rec, sizeof rec, "-");
             snprintf(fb, sizeof fb, "%llu/%llu", (unsigned long long)s->fallback[1],
@@ -988,10 +1083,18 @@ static int cmd_bench(args *a) {
             char frac[16];
             if (bw > 0) snprintf(frac, sizeof frac, "%.0f%%", 100 * gbs * 1e9 / bw);
             else snprintf(frac, sizeof frac, "-");
-            printf("%9u %14s %10.4f %10.4f %8.1fx %8.2f %6s %11.3g %10.3g %8s %9s\n", r->T, cfg,
+            if (rt == VS_ROUTING_TREE)
+                snprintf(same, sizeof same, "%.0f/%.0f%%", 100.0 * s->same_as_flat / (double)s->flat_checked,
+                         100.0 * s->flat_overlap / (double)s->flat_checked);
+            else
+                snprintf(same, sizeof same, "-");
+            printf("%9u %18s %10.4f %10.4f %8.1fx %8.2f %6s %11.3g %10.3g %8s %9s %9s\n", r->T, cfg,
                    r->dense.median_ms, r->sparse.median_ms, r->dense.median_ms / r->sparse.median_ms,
-                   gbs, frac, s->sum_rel_bound / (double)s->decodes, s->max_err_vs_dense, rec, fb);
+                   gbs, frac, s->sum_rel_bound / (double)s->decodes, s->max_err_vs_dense, rec, fb,
+                   same);
         }
+        printf("\n= flat pages: tree routing's head decodes that routed exactly flat routing's pages / the\n"
+               "share of flat's routed pages that tree routed too (16 query steps, untimed).");
         printf("\nerr bound: error_bound / ||out|| of the timed sparse decodes; vs dense: "
                "||sparse - dense|| / ||dense||\nagainst this build's dense decode; recall: %s "
                "(planted tokens among the candidates).\n", recall_name);

@@ -175,6 +175,18 @@ enum vs_solver {
  * -a_i with a_i = scale <k_i, q - U alpha>, the "adjusted scores": eg's alpha
  * is softmax(a / eps) at its fixed point. */
 
+/* How pages are routed. Both route the same sink, recent and top-P pages by
+ * the same page bounds when every node is expanded; tree reads far fewer
+ * bounds on long caches. */
+enum vs_routing {
+    VS_ROUTING_FLAT = 0, /* a bound for every page, then top-P: O(pages d) */
+    VS_ROUTING_TREE = 1  /* a bound for every node of VS_NODE_PAGES pages, top-`expand`
+                            nodes, then a bound for each of their pages and top-P of those:
+                            O((pages / 16 + 16 expand) d). Unexpanded nodes enter the
+                            certificate by their own bounds, so it stays a guarantee. */
+};
+#define VS_NODE_PAGES 16 /* pages per routing node */
+
 typedef struct vs_decode_options {
     uint32_t pages;        /* P: pages routed by bound, besides sink and recent pages; >= 1 */
     uint32_t candidates;   /* Kc: candidate tokens kept after exact scoring; >= 1 */
@@ -185,13 +197,17 @@ typedef struct vs_decode_options {
     float scale;           /* 0 means 1/sqrt(head_dim); else finite and > 0 */
     float tolerance;       /* 0: off. Else, per head: if error_bound > tolerance * (the
                               reference norm: ||out||, for fw ||U alpha||), retry with
-                              widen x pages and candidates; if still above, decode that
-                              head densely (eg, fw: the same solver over every token). */
+                              widen x pages and candidates and flat routing; if still
+                              above, decode that head densely (eg, fw: the same solver
+                              over every token). */
     float eps;             /* eg: entropy weight in score units, in [1e-9, 1e9], and
                               eps / scale too */
     uint32_t max_iter;     /* eg, fw: cap on solver iterations, >= 1 */
     float solver_tol;      /* eg: entropic duality gap (KKT residual), fw: Frank-Wolfe
                               duality gap, in score units, at which to stop; finite, > 0 */
+    uint32_t routing;      /* enum vs_routing (default tree) */
+    uint32_t expand;       /* tree: nodes expanded into pages; 0 means automatic:
+                              max(16, ceil(2 P / VS_NODE_PAGES)) */
 } vs_decode_options;
 
 /* Fills *options with the defaults (chosen by measurement, see README). */

@@ -23,7 +23,11 @@
  *     limits, outputs in the hull of the values, consistent diagnostics (their
  *     certificates are checked in tests/test_decode_solvers.c);
  *   - the selection matches the diagnostics and is cleared by append/truncate;
- *   - all ISAs give bit-identical dense and sparse results.
+ *   - all ISAs give bit-identical dense and sparse results;
+ *   - routing: 0 (flat) and 1 (tree) only, expand any value; every check above
+ *     holds for both, and tree routing that expands every node (or whose P
+ *     covers every middle page) equals flat routing bit for bit (outputs,
+ *     diagnostics, selection).
  * Any violation prints a line to stderr and calls __builtin_trap(), which
  * libFuzzer reports as a crash (with the input saved as crash-*).
  *
@@ -1007,6 +1011,23 @@ static void op_sparse(reader *r, shadow *s) {
             const float tv[] = {0.0f, -1.0f, NAN, 1e-3f, 1e-9f, INFINITY, 1e-6f, 0.1f};
             o.solver_tol = tv[(eb >> 5) % 8];
         }
+        if (f & 128) { /* routing (valid: 0 flat, 1 tree) and expand (any; 0 = automatic) */
+            const uint8_t rb = u8(r);
+            switch (rb % 8) {
+            case 0: case 1: case 2: o.routing = VS_ROUTING_TREE; break;
+            case 3: case 4: o.routing = VS_ROUTING_FLAT; break;
+            case 5: o.routing = 2; break;
+            case 6: o.routing = UINT32_MAX; break;
+            default: o.routing = u32(r); break;
+            }
+            const uint8_t xb = u8(r);
+            switch (xb % 8) {
+            case 5: o.expand = u16(r); break;
+            case 6: o.expand = UINT32_MAX; break;
+            case 7: o.expand = u32(r); break;
+            default: o.expand = xb % 8; break; /* 0 (automatic) .. 4 */
+            }
+        }
     }
     const uint8_t db = u8(r);
     vs_head_diag *diag = NULL;
@@ -1022,7 +1043,8 @@ static void op_sparse(reader *r, shadow *s) {
     expect e = {0, 0};
     query_expect(s, &a, o.scale, &e);
     if (o.pages == 0 || o.candidates == 0 || o.widen < 2 || o.solver > VS_SOLVER_FW ||
-        !(o.tolerance >= 0.0f) || !isfinite(o.tolerance) || !scale_ok(o.scale))
+        o.routing > VS_ROUTING_TREE || !(o.tolerance >= 0.0f) || !isfinite(o.tolerance) ||
+        !scale_ok(o.scale))
         e.must |= M(VS_E_OPTION);
     const int proj = o.solver == VS_SOLVER_EG || o.solver == VS_SOLVER_FW;
     if (proj) {
@@ -1051,11 +1073,12 @@ static void op_sparse(reader *r, shadow *s) {
                        a.onull ? NULL : a.out, a.no, diag, ndiag);
     disarm();
     TRACE("decode T %zu nq %zu no %zu null %d%d opts %s pages %u cand %u sink %u recent %u "
-          "solver %u widen %u scale %g tol %g eps %g iter %u stol %g diag %s/%zu q0 %g fail %ld -> "
-          "%d",
+          "solver %u widen %u scale %g tol %g eps %g iter %u stol %g routing %u expand %u diag "
+          "%s/%zu q0 %g fail %ld -> %d",
           s->T, a.nq, a.no, a.qnull, a.onull, use_null ? "NULL" : "set", o.pages, o.candidates,
           o.sink_pages, o.recent_pages, o.solver, o.widen, o.scale, o.tolerance, o.eps, o.max_iter,
-          o.solver_tol, diag ? "set" : "NULL", ndiag, a.nq ? a.q[0] : 0.0, g_pending_fail, st);
+          o.solver_tol, o.routing, o.expand, diag ? "set" : "NULL", ndiag, a.nq ? a.q[0] : 0.0,
+          g_pending_fail, st);
     check_status(st, e, DOC_DECODE, "vs_decode");
     snap after = take_probe(s, before.probed);
     same_state(s, &before, &after, st ? CMP_ALL : 0,
@@ -1179,6 +1202,41 @@ static void op_sparse(reader *r, shadow *s) {
         free(out2);
         free(diag2);
         record_selection(s, diag);
+    }
+
+    /* tree routing that expands every node (or routes every middle page) is
+       flat routing, bit for bit; the first pass expands `expand` nodes, or
+       max(16, ceil(2 P / 16)) (vashista.h) */
+    if (o.routing == VS_ROUTING_TREE) {
+        const uint64_t npg = np, nn = (npg + VS_NODE_PAGES - 1) / VS_NODE_PAGES;
+        const uint64_t sink = o.sink_pages < npg ? o.sink_pages : npg;
+        const uint64_t recent = o.recent_pages < npg - sink ? o.recent_pages : npg - sink;
+        const uint64_t autoE = (2 * (uint64_t)o.pages + VS_NODE_PAGES - 1) / VS_NODE_PAGES;
+        const uint64_t E = o.expand ? o.expand : autoE > 16 ? autoE : 16; /* vashista.h */
+        if (E >= nn || o.pages >= npg - sink - recent) {
+            vs_decode_options flat = o;
+            flat.routing = VS_ROUTING_FLAT;
+            float *out2 = xmalloc(a.no * sizeof(float));
+            vs_head_diag *diag2 = diag ? xmalloc(ndiag * sizeof *diag2) : NULL;
+            const uint64_t sel_tree = selection_hash(s);
+            int st2 = vs_decode(s->c, a.q, a.nq, &flat, out2, a.no, diag2, ndiag);
+            TRACE("  flat twin of a tree decode (E %llu, %llu nodes) -> %d",
+                  (unsigned long long)E, (unsigned long long)nn, st2);
+            REQUIRE(st2 == VS_OK, "flat twin of a tree decode: %d", st2);
+            REQUIRE(memcmp(out2, a.out, a.no * sizeof(float)) == 0,
+                    "tree routing with E %llu >= %llu nodes (or P >= middle pages) differs "
+                    "from flat: outputs",
+                    (unsigned long long)E, (unsigned long long)nn);
+            REQUIRE(!diag || memcmp(diag2, diag, ndiag * sizeof *diag) == 0,
+                    "tree routing with E %llu >= %llu nodes (or P >= middle pages) differs "
+                    "from flat: diagnostics",
+                    (unsigned long long)E, (unsigned long long)nn);
+            REQUIRE(selection_hash(s) == sel_tree,
+                    "tree routing with E >= nodes (or P >= middle pages): selection differs "
+                    "from flat");
+            free(out2);
+            free(diag2);
+        }
     }
 done:
     free(diag);

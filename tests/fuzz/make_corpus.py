@@ -106,12 +106,31 @@ def dense(qfam="normal", seed=5, sc="default", count_mode=8, poison=None, probe=
         bytes([1 if probe else 0])
 
 
+ROUTING = dict(tree=0, flat=3, two=5, max=6)
+
+
+def routing_bytes(routing, expand):
+    """routing: 'tree', 'flat', 'two' (2), 'max' (UINT32_MAX) or an int (raw 32 bits);
+    expand: 0 (automatic) .. 4, else u16, UINT32_MAX or raw 32 bits."""
+    b = bytes([ROUTING[routing]]) if isinstance(routing, str) else bytes([7]) + u32(routing)
+    if 0 <= expand <= 4:
+        b += bytes([expand])
+    elif expand < 0x10000:
+        b += bytes([5]) + u16(expand)
+    elif expand == 0xFFFFFFFF:
+        b += bytes([6])
+    else:
+        b += bytes([7]) + u32(expand)
+    return b
+
+
 def sparse(qfam="normal", seed=6, pages=2, cand=8, sink=None, recent=None, solver=None,
            widen=None, sc="default", tol="off", solver_params=None, diag=3, count_mode=8,
            poison=None, null_options=False, isa_check=False, probe=True, sink_recent32=None,
-           slot=0):
+           routing=None, expand=0, slot=0):
     """pages/cand: small values (< 9 / < 65) or 'all' (UINT32_MAX);
-    sink_recent32: (sink_pages, recent_pages) as raw 32-bit values."""
+    sink_recent32: (sink_pages, recent_pages) as raw 32-bit values;
+    routing/expand: see routing_bytes (None: the defaults, tree with automatic expand)."""
     ob = 0x40 if probe else 0
     if isa_check:
         ob |= 0x30
@@ -133,6 +152,8 @@ def sparse(qfam="normal", seed=6, pages=2, cand=8, sink=None, recent=None, solve
         f |= 32
     if solver_params is not None:
         f |= 64
+    if routing is not None:
+        f |= 128
     pb = 200 if pages == "all" else pages
     cb = 180 if cand == "all" else cand
     assert pb == 200 or pb < 9
@@ -153,6 +174,8 @@ def sparse(qfam="normal", seed=6, pages=2, cand=8, sink=None, recent=None, solve
         b += u16(300)
     if solver_params is not None:
         b += bytes([solver_params])
+    if routing is not None:
+        b += routing_bytes(routing, expand)
     return b + bytes([diag])
 
 
@@ -180,6 +203,12 @@ def isa(which):
 
 def arm(n):
     return op(OP_ARM) + bytes([n])
+
+
+def arm_at(k):
+    """arm(): a byte >= 192 makes allocation (byte % 64) fail."""
+    assert 0 <= k < 64
+    return arm(192 + k)
 
 
 def free(slot=0):
@@ -318,6 +347,48 @@ def seeds():
             create_raw(bytes([5, kv_shift]) + bytes([225, 225, 224, 0])) + \
             op(OP_APPEND) + bytes([1, 0xF8]) + fill() + fill() + dense() + \
             create(kv=1, group=1, d=4, dv=4, page=4) + append(5) + sparse()
+    # tree routing (a node is 16 pages): lazy node updates across appends and
+    # truncations between decodes, few nodes expanded, partial last nodes,
+    # tolerance (flat retry), projection solvers, ISA switches, allocation failures
+    tree = dict(routing="tree")
+    s["tree-lazy"] = create(kv=2, group=2, d=7, dv=5, page=1) + append_big(700) + \
+        sparse(pages=2, cand=16, expand=1, **tree) + append(1) + \
+        sparse(pages=3, cand=9, expand=2, **tree) + truncate(7, 333) + \
+        sparse(pages=2, cand=16, expand=1, **tree) + append(39, kfam="wide") + \
+        sparse(pages=1, cand=4, expand=3, tol="e_3", widen=2, **tree) + truncate(5) + \
+        sparse(pages=2, cand=8, expand=1, isa_check=True, **tree) + truncate(7, 160) + \
+        append(17, kfam="peaked") + sparse(pages=1, cand=2, sink=0, recent=0, expand=1, **tree) + \
+        truncate(3) + append(20) + sparse(pages=2, cand=8, expand=1, **tree) + append_big(300) + \
+        sparse(pages=4, cand=30, expand=0xFFFFFFFF, **tree) + \
+        sparse(pages=4, cand=30, expand=2, **tree) + selection(pages=True) + selection()
+    s["tree-options"] = create(kv=1, group=2, d=5, dv=3, page=2) + append_big(400) + \
+        sparse(routing="two") + sparse(routing="max") + sparse(routing=7) + \
+        sparse(routing=0x80000001, expand=3) + sparse(routing="flat", expand=0xFFFFFFFF) + \
+        sparse(routing="flat", expand=2) + sparse(expand=0, **tree) + \
+        sparse(expand=4, **tree) + sparse(expand=1000, **tree) + \
+        sparse(expand=0x12345678, **tree) + sparse(pages="all", cand="all", expand=1, **tree) + \
+        sparse(pages=8, cand="all", expand=1, tol="e_6", widen=3, **tree)
+    s["tree-page4-solvers"] = create(kv=2, group=1, d=9, dv=4, page=4) + append_big(1100) + \
+        sparse(pages=3, cand=32, expand=1, **tree) + \
+        sparse(pages=2, cand=16, expand=2, solver=1, solver_params=221, **tree) + \
+        sparse(pages=2, cand=16, expand=1, solver=2, solver_params=110, **tree) + \
+        append(33) + sparse(pages=1, cand=8, expand=3, solver=1, solver_params=158, tol="e_3",
+                            widen=2, **tree) + \
+        truncate(7, 700) + sparse(pages=5, cand=40, expand=1, tol="five_pct", widen=4, **tree) + \
+        isa("scalar") + sparse(pages=2, cand=12, expand=2, isa_check=True, **tree) + isa("auto")
+    # allocation k of a decode that grows the scratch fails (the node arrays are
+    # among the last ones), then the same decode runs unhindered
+    def grow(i, k, probe):
+        o = dict(pages=1 + i % 8, cand=5 * i + 1, expand=1 + i % 3, widen=2, probe=probe,
+                 tol="e_3" if i % 2 else "off", **tree)
+        return arm_at(k) + sparse(**o) + sparse(**o)
+    s["tree-alloc"] = create(kv=2, group=2, d=6, dv=6, page=2) + append_big(600) + \
+        b"".join(grow(i, k, i % 3 != 0) for i, k in enumerate(
+            (0, 3, 12, 19, 20, 21, 22, 23, 24, 25, 27, 29, 31))) + \
+        append(5) + arm(3) + sparse(pages=2, cand=9, expand=1, **tree) + truncate(7, 250) + \
+        arm(5) + sparse(pages=2, cand=9, expand=2, **tree) + append_big(500) + \
+        arm_at(22) + sparse(pages=2, cand=9, expand=2, **tree) + \
+        sparse(pages=2, cand=9, expand=2, **tree)
     return s
 
 

@@ -112,6 +112,14 @@ export interface DenseOptions {
  */
 export type Solver = 'softmax' | 'eg' | 'fw';
 
+/**
+ * How pages are routed (besides the sink and recent pages, always routed).
+ * tree: a bound for every node of `nodePages` (16) pages, the top-`expand` nodes expanded into
+ * their pages, a bound for each of those pages and the top `pages` of them;
+ * flat: a bound for every page, then the top `pages`.
+ */
+export type Routing = 'flat' | 'tree';
+
 export interface DecodeOptions {
   /** P: pages routed by their score bound, besides sink and recent pages; >= 1. */
   pages?: number;
@@ -122,6 +130,20 @@ export interface DecodeOptions {
   /** Last pages always routed (recency). */
   recentPages?: number;
   /**
+   * 'tree' (default) or 'flat'. tree computes a bound for every node of 16 pages (vs.nodePages),
+   * expands the top-`expand` nodes into their pages, bounds those pages and routes the top
+   * `pages` of them: about pages / 16 + 16 expand bounds instead of one per page. Nodes that
+   * were not expanded enter the certificate by their node bound, so errorBound and rhoCert stay
+   * guarantees but are looser than with flat routing. With `expand` >= the number of nodes, tree
+   * is flat routing (bit-identical results). The widened retry of `tolerance` routes flat.
+   */
+  routing?: Routing;
+  /**
+   * tree: nodes expanded into pages, an integer >= 0; 0 (default) means automatic:
+   * max(16, ceil(2 pages / 16)) (vashista.h). Ignored by flat routing.
+   */
+  expand?: number;
+  /**
    * softmax (default): softmax over the candidates. The projection solvers, in
    * score units (s_i = scale <q, k_i>), over the candidate keys U = [k_i], out = sum alpha_i v_i:
    *   eg: alpha = argmin over the simplex of scale/2 ||U alpha - q||^2 + eps sum alpha_i log alpha_i
@@ -131,7 +153,7 @@ export interface DecodeOptions {
   solver?: Solver;
   /**
    * 0 (default): off. Else, per head: if errorBound > tolerance * (||out||; for fw ||U alpha||),
-   * retry with widen x pages and candidates; if still above, fall back to dense (for eg and fw:
+   * retry with widen x pages and candidates and flat routing; if still above, fall back to dense (for eg and fw:
    * the same solver over every token, which needs scratch for every token: E_NOMEM is possible).
    */
   tolerance?: number;
@@ -159,6 +181,8 @@ export interface DecodeDefaults {
   readonly candidates: number;
   readonly sinkPages: number;
   readonly recentPages: number;
+  readonly routing: Routing;
+  readonly expand: number;
   readonly solver: Solver;
   readonly widen: number;
   readonly scale: number;
@@ -335,6 +359,8 @@ export interface Vashista {
   /** Bytes of the module's linear memory (grows, never shrinks). */
   readonly memoryBytes: number;
   readonly decodeDefaults: DecodeDefaults;
+  /** Pages per node of tree routing (VS_NODE_PAGES, 16). */
+  readonly nodePages: number;
   /** Forces a kernel set ('wasmsimd', 'scalar', 'auto'); results are bit-identical across them. */
   setIsa(name: string): void;
   createCache(config: CacheConfig): Cache;

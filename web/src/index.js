@@ -341,11 +341,12 @@ function makeImports(module, state) {
 const ABI_LAYOUT = {
   /* sizeof, then the offset of every field, in declaration order */
   config: [24, 0, 4, 8, 12, 16, 20],
-  options: [44, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40],
+  options: [52, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48],
   diag: [48, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44],
   info: [56, 24, 28, 32, 40, 48], /* length, pages, then three doubles */
   workload: [44, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40],
   scalars: [4, 4], /* sizeof(size_t), sizeof(void *) */
+  constants: [16], /* VS_NODE_PAGES */
 };
 const ABI = Object.values(ABI_LAYOUT).flat();
 const DIAG_BYTES = 48;
@@ -363,6 +364,9 @@ const SLOT_BYTES = { config: ARG_OPTIONS - ARG_CONFIG, options: ARG_OUT - ARG_OP
 
 const FALLBACK = ['none', 'widened', 'dense'];
 const SOLVERS = Object.freeze({ softmax: 0, eg: 1, fw: 2 });
+const ROUTINGS = Object.freeze({ flat: 0, tree: 1 });
+/** Pages per tree-routing node (VS_NODE_PAGES; checked against the module at init). */
+const NODE_PAGES = ABI_LAYOUT.constants[0];
 const WORKLOAD_KINDS = Object.freeze({ gap: 0, needle: 1, uniform: 2 });
 const DTYPES = Object.freeze({ f32: 0 });
 
@@ -593,6 +597,14 @@ class Cache {
         throw fail('E_OPTION', 'options.solver', `options.solver '${o.solver}' is not available (available: ${Object.keys(SOLVERS).join(', ')})`);
       solver = SOLVERS[o.solver];
     }
+    let routing = ROUTINGS[d.routing];
+    if (o.routing !== undefined) {
+      if (typeof o.routing !== 'string') throw fail('E_TYPE', 'options.routing', `options.routing must be a string, got ${describe(o.routing)}`);
+      if (!Object.hasOwn(ROUTINGS, o.routing))
+        throw fail('E_OPTION', 'options.routing', `options.routing must be 'flat' or 'tree', got '${o.routing}'`);
+      routing = ROUTINGS[o.routing];
+    }
+    const expand = o.expand === undefined ? d.expand : checkInt(o.expand, 'options.expand', 0, U32_MAX);
     if (solver !== SOLVERS.softmax) checkProjectionUnits(eps, solverTol, scale, headDim);
     checkExactF32(q, 'q', heads * headDim, 'heads * headDim');
 
@@ -616,6 +628,8 @@ class Cache {
     f32[(opt >>> 2) + 8] = eps;
     u32[(opt >>> 2) + 9] = maxIter;
     f32[(opt >>> 2) + 10] = solverTol;
+    u32[(opt >>> 2) + 11] = routing;
+    u32[(opt >>> 2) + 12] = expand;
     const st = e.call('vs_decode', ptr, base, q.length, opt, outPtr, outCount, diagPtr, heads);
     if (st) {
       let bad = st === -6 || st === -7 ? findBadElement([['q', q]], st) : null;
@@ -623,7 +637,8 @@ class Cache {
       let detail = bad?.message;
       if (st === -9) {
         /* everything JS can check was checked: name what the library was given */
-        const given = { pages, candidates, sinkPages, recentPages, solver: o.solver ?? d.solver, widen, scale, tolerance, eps, maxIter, solverTol };
+        const given = { pages, candidates, sinkPages, recentPages, solver: o.solver ?? d.solver, widen, scale, tolerance, eps, maxIter, solverTol,
+          routing: o.routing ?? d.routing, expand };
         detail = `${e.strerror(st)}: the library rejected ${JSON.stringify(given)}`;
       }
       throw e.statusError(st, 'cache.decode', bad?.name ?? (st === -10 ? 'cache' : st === -9 ? 'options' : undefined), detail);
@@ -748,7 +763,7 @@ if (typeof Symbol.dispose === 'symbol') {
   });
 }
 
-const DECODE_OPTION_NAMES = ['pages', 'candidates', 'sinkPages', 'recentPages', 'solver', 'widen', 'scale', 'tolerance', 'eps', 'maxIter', 'solverTol'];
+const DECODE_OPTION_NAMES = ['pages', 'candidates', 'sinkPages', 'recentPages', 'solver', 'widen', 'scale', 'tolerance', 'eps', 'maxIter', 'solverTol', 'routing', 'expand'];
 const CACHE_OPTION_NAMES = ['heads', 'kvHeads', 'headDim', 'valueDim', 'pageSize', 'dtype'];
 const WORKLOAD_OPTION_NAMES = ['kind', 'T', 'heads', 'kvHeads', 'headDim', 'valueDim', 'face', 'needles', 'margin', 'seed'];
 
@@ -898,6 +913,8 @@ class Vashista {
     this.versionNumber = x.vs_version_number();
     /** The decode option defaults of this build (vs_decode_options_default). */
     this.decodeDefaults = engine.decodeDefaults;
+    /** Pages per node of tree routing (VS_NODE_PAGES). */
+    this.nodePages = NODE_PAGES;
     Object.freeze(this);
   }
 
@@ -1122,6 +1139,8 @@ export async function init(options) {
     eps: f32[w + 8],
     maxIter: u32[w + 9],
     solverTol: f32[w + 10],
+    routing: Object.keys(ROUTINGS).find((k) => ROUTINGS[k] === u32[w + 11]) ?? 'flat',
+    expand: u32[w + 12],
   });
 
   const vs = new Vashista(registryToken, engine);

@@ -21,6 +21,9 @@ test('init: default loader, instance properties', () => {
   const d = vs.decodeDefaults;
   for (const k of ['pages', 'candidates', 'widen']) assert.ok(Number.isInteger(d[k]) && d[k] >= 1, k);
   assert.equal(d.solver, 'softmax');
+  assert.equal(d.routing, 'tree');
+  assert.equal(d.expand, 0);
+  assert.equal(vs.nodePages, 16);
   assert.ok(Object.isFrozen(d));
 });
 

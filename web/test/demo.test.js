@@ -26,7 +26,7 @@ const viaJson = (x) => JSON.parse(JSON.stringify(x));
 
 /* the same decode with eg and fw (no heatmap: quicker) */
 const QUERY_EG = 'T=3000&heads=2&kvHeads=1&d=16&pageSize=16&P=8&Kc=64&workload=needle&seed=3&tolerance=0&solver=eg&eps=0.2&maxIter=300&solverTol=1e-7&heatmap=0';
-const QUERY_FW = 'T=3000&heads=2&kvHeads=1&d=16&pageSize=16&P=8&Kc=64&workload=gap&seed=4&tolerance=0.05&solver=fw&heatmap=0';
+const QUERY_FW = 'T=3000&heads=2&kvHeads=1&d=16&pageSize=16&P=8&Kc=64&workload=gap&seed=4&tolerance=0.05&solver=fw&routing=flat&heatmap=0';
 
 async function nodeReference(query = QUERY) {
   const cfg = configFrom(new URLSearchParams(query));
@@ -136,6 +136,7 @@ test('demo page in headless Chromium: same numbers as the Node API, local reques
     assert.ok(body.ok, 'the page reported no result');
     const r = body.result;
     checkShown(r, expected);
+    assert.equal(r.config.options.routing, 'tree', 'the page routes by tree by default');
     /* requests: the server saw the page, module, worker and wasm; the page and worker fetched only from this origin */
     const paths = srv.requests.map((q) => new URL(q.url, origin).pathname);
     for (const p of ['/demo/', '/demo/app.js', '/demo/worker.js', '/demo/shared.js', '/web/src/index.js', '/web/dist/vashista.wasm'])
@@ -151,7 +152,7 @@ test('demo page in headless Chromium: same numbers as the Node API, local reques
   } finally {
     browser.child.kill();
     await browser.exited;
-    await rm(profile, { recursive: true, force: true });
+    await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     await srv.close();
   }
 });
@@ -161,6 +162,7 @@ for (const [solver, query] of [['eg', QUERY_EG], ['fw', QUERY_FW]]) {
     assert.ok(chromium, 'no Chromium found: run tests/setup.sh (installs Debian chromium)');
     const expected = await nodeReference(query);
     assert.equal(expected.options.solver, solver);
+    assert.equal(expected.options.routing, solver === 'fw' ? 'flat' : 'tree', 'the routing selector reaches the options');
     let gotReport;
     const report = new Promise((resolve) => { gotReport = resolve; });
     const srv = await serve({ onReport: (body) => gotReport(body) });
@@ -187,7 +189,7 @@ for (const [solver, query] of [['eg', QUERY_EG], ['fw', QUERY_FW]]) {
     } finally {
       browser.child.kill();
       await browser.exited;
-      await rm(profile, { recursive: true, force: true });
+      await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
       await srv.close();
     }
   });
@@ -255,6 +257,6 @@ test('single-file demo from file:// in headless Chromium: same numbers, no http,
   } finally {
     browser.child.kill();
     await browser.exited;
-    await rm(profile, { recursive: true, force: true });
+    await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 });

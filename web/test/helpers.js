@@ -2,6 +2,7 @@
  * Test helpers, independent of the library: a seeded PRNG and the float64
  * dense attention reference every quality check measures against.
  */
+import { readFileSync } from 'node:fs';
 
 /** A seeded PRNG (mulberry32) with uniform and normal draws. */
 export function rng(seed) {
@@ -89,4 +90,18 @@ export function bitEqual(a, b) {
 /** Random cache contents of n tokens for a shape. */
 export function randomTokens(r, n, { kvHeads, headDim, valueDim }) {
   return { keys: r.normals(n * kvHeads * headDim), values: r.normals(n * kvHeads * valueDim) };
+}
+
+/**
+ * The automatic `expand` of tree routing (options.expand = 0), as
+ * src/include/vashista.h documents it: max(M, ceil(2 P / VS_NODE_PAGES)).
+ * Read from the header so that the tests follow the library's rule.
+ * @returns {(P: number) => number}
+ */
+export function autoExpandRule(nodePages = 16) {
+  const header = readFileSync(new URL('../../src/include/vashista.h', import.meta.url), 'utf8');
+  const m = /0 means automatic:\s*max\((\d+),\s*ceil\(2 P \/ VS_NODE_PAGES\)\)/.exec(header);
+  if (!m) throw new Error('vashista.h no longer documents the automatic expand as max(M, ceil(2 P / VS_NODE_PAGES)): update autoExpandRule');
+  const least = Number(m[1]);
+  return (P) => Math.max(least, Math.ceil((2 * P) / nodePages));
 }

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 
 import { init, VashistaError } from '../src/index.js';
-import { bitEqual, l2, l2diff, referenceAttention } from './helpers.js';
+import { autoExpandRule, bitEqual, l2, l2diff, referenceAttention } from './helpers.js';
 import { entropicProjection64, hullProjection64 } from './projection64.js';
 
 const vs = await init();
@@ -169,6 +169,8 @@ function assertClose(got, gotFrom, want, wantFrom, dv, floor, what) {
 }
 
 const groupOf = (c, h) => Math.floor(h / (c.heads / c.kvHeads));
+const NODE = vs.nodePages;
+const autoExpand = autoExpandRule(NODE); /* expand 0 (vashista.h) */
 const pagesOf = (c, n = c.T) => Math.ceil(n / c.pageSize);
 
 /* ---- properties ------------------------------------------------------------------ */
@@ -193,20 +195,28 @@ test('decodeDense equals the float64 reference (relative L2 1e-5 per head)', () 
   );
 });
 
+/* routing: flat, or tree with small expand values (nodes of 16 pages: with at
+   most 300 pages, expand 1..3 leaves some nodes unexpanded; the automatic
+   expand mostly covers every node, which is flat routing) */
+const routingArb = {
+  routing: fc.constantFrom('flat', 'tree'),
+  expand: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.integer({ min: 1, max: 3 }) }),
+};
 const optionsArb = fc.record(
   {
     pages: fc.integer({ min: 1, max: 24 }),
     candidates: fc.integer({ min: 1, max: 320 }),
     sinkPages: fc.integer({ min: 0, max: 4 }),
     recentPages: fc.integer({ min: 0, max: 4 }),
+    ...routingArb,
   },
   { requiredKeys: ['pages', 'candidates'] },
 );
 
-test('decode: softmax over exactly lastCandidates, a valid selection, and a certificate that holds', () => {
+test('decode: softmax over exactly lastCandidates, a valid selection, and a certificate that holds', (t) => {
   const defaults = vs.decodeDefaults;
   /* how often the checks had something to bite on (so the property is not vacuous) */
-  const seen = { heads: 0, partialRouting: 0, topk: 0, leaked: 0 };
+  const seen = { heads: 0, partialRouting: 0, topk: 0, leaked: 0, tree: 0 };
   fc.assert(
     fc.property(caseArb, optionsArb, (c, options) => {
       const cache = build(c);
@@ -224,10 +234,28 @@ test('decode: softmax over exactly lastCandidates, a valid selection, and a cert
           const routed = cache.lastRoutedPages(h);
           assert.equal(d.fallback, 'none', where);
 
-          /* routing: increasing distinct pages, sink and recent pages included, sink + min(P, middle) + recent of them */
+          /* routing: increasing distinct pages, sink and recent pages included, sink + min(P, middle) + recent
+             of them; tree routing with unexpanded nodes (E < nodes): at most P middle pages, of at most E
+             nodes, fewer than P only when the expanded nodes are routed whole */
           const sink = Math.min(o.sinkPages, np);
           const recent = Math.min(o.recentPages, np - sink);
-          assert.equal(routed.length, sink + Math.min(o.pages, np - sink - recent) + recent, `${where}: routed pages ${routed}`);
+          const middle = np - sink - recent;
+          const nodes = Math.ceil(np / NODE);
+          const E = o.routing === 'tree' ? o.expand || autoExpand(o.pages) : nodes;
+          if (E >= nodes || o.pages >= middle) {
+            assert.equal(routed.length, sink + Math.min(o.pages, middle) + recent, `${where}: routed pages ${routed}`);
+          } else {
+            seen.tree++;
+            const others = Array.from(routed).filter((p) => p >= sink && p < np - recent);
+            assert.equal(others.length, routed.length - sink - recent, `${where}: routed pages ${routed}`);
+            assert.ok(others.length >= 1 && others.length <= o.pages, `${where}: ${others.length} middle pages routed, P = ${o.pages}`);
+            const used = new Set(others.map((p) => Math.floor(p / NODE)));
+            assert.ok(used.size <= E, `${where}: pages of ${used.size} nodes routed, expand ${E}: ${routed}`);
+            if (others.length < o.pages)
+              for (const n of used)
+                for (let p = Math.max(n * NODE, sink); p < Math.min((n + 1) * NODE, np - recent); p++)
+                  assert.ok(others.includes(p), `${where}: node ${n} routed in part with ${others.length} < P pages: ${routed}`);
+          }
           assert.equal(d.routedPages, routed.length, where);
           for (let i = 0; i < routed.length; i++) {
             assert.ok(routed[i] < np, `${where}: routed page ${routed[i]} of ${np}`);
@@ -290,6 +318,8 @@ test('decode: softmax over exactly lastCandidates, a valid selection, and a cert
   );
   for (const k of ['partialRouting', 'topk', 'leaked'])
     assert.ok(seen[k] >= 0.2 * seen.heads, `only ${seen[k]} of ${seen.heads} heads had ${k}`);
+  t.diagnostic(`heads: ${JSON.stringify(seen)}`);
+  assert.ok(seen.tree >= 0.05 * seen.heads, `only ${seen.tree} of ${seen.heads} heads routed by a partial tree`);
 });
 
 /* Float64 exact output of the projection solvers over every token of head h
@@ -327,6 +357,7 @@ test('decode with a tolerance (and any solver): the certificate holds and the fa
       eps: fc.constantFrom(0.05, 0.5, 3),
       maxIter: fc.constantFrom(1, 5, 200, 1000),
       solverTol: fc.constantFrom(1e-4, 1e-6, 1e-8),
+      ...routingArb,
     },
     { requiredKeys: ['pages', 'candidates', 'solver', 'tolerance'] },
   );
@@ -511,6 +542,8 @@ const badDecodeOption = fc.oneof(
   fc.tuple(fc.constantFrom('eps', 'solverTol'), fc.constantFrom(0, -1, 1e-50, NaN, Infinity, 1e39, 'x')),
   fc.tuple(fc.constant('eps'), fc.constantFrom(1e10, 1e-10, -1e-9, null)),
   fc.tuple(fc.constant('solver'), fc.constantFrom('', 'Softmax', 'dense', 'xyz', 0, 1, null, {})),
+  fc.tuple(fc.constant('routing'), fc.constantFrom('', 'Tree', 'FLAT', 'hnsw', 0, 1, null, {}, ['flat'])),
+  fc.tuple(fc.constant('expand'), fc.constantFrom(-1, 0.5, 2 ** 32, NaN, Infinity, '1', null, true, 1n)),
   fc.tuple(fc.constantFrom('page', 'topk', 'Pages', '__proto__x', 'length'), fc.constantFrom(1, 'x')),
 );
 const badOptionsObject = fc.constantFrom(null, 5, 'pages', [], [1], true, 0n);

@@ -9,6 +9,7 @@ import type {
   DecodeResult,
   Fallback,
   HeadDiagnostics,
+  Routing,
   Vashista,
   Workload,
   VashistaErrorCode,
@@ -35,6 +36,13 @@ export async function example(bytes: Uint8Array): Promise<number> {
   const r: DecodeResult = cache.decode(q, opts);
   cache.decode(q, { solver: 'eg', eps: 0.05, maxIter: 100, solverTol: 1e-6 });
   cache.decode(q, { solver: 'fw', maxIter: 50 });
+  const routing: Routing = vs.decodeDefaults.routing;
+  cache.decode(q, { routing, expand: 4 });
+  cache.decode(q, { routing: 'flat' });
+  const nodePages: number = vs.nodePages;
+  const expand: number = vs.decodeDefaults.expand;
+  void nodePages;
+  void expand;
   const picked: Uint32Array = cache.lastCandidates(0);
   const routed: Uint32Array = cache.lastRoutedPages(0);
   void picked;
@@ -48,6 +56,10 @@ export async function example(bytes: Uint8Array): Promise<number> {
 
   // @ts-expect-error solver must be one of the known names
   cache.decode(q, { solver: 'adam' });
+  // @ts-expect-error routing must be 'flat' or 'tree'
+  cache.decode(q, { routing: 'hnsw' });
+  // @ts-expect-error nodePages is read-only
+  vs.nodePages = 8;
   // @ts-expect-error keys must be a Float32Array
   cache.append([1, 2, 3], values);
   // @ts-expect-error dtype is 'f32' only
