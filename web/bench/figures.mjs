@@ -7,8 +7,10 @@
  *   decode-time.svg   (a) decode time vs context length T, dense vs sparse,
  *                     native (build/vashista bench) and wasm (bench.mjs's
  *                     runBench, through the JS API), softmax solver, needle
- *                     workload, log-log; the native single-thread read
- *                     bandwidth floor for dense decode
+ *                     workload, log-log; sparse with flat routing (a bound
+ *                     per page) and tree routing (a bound per node of 16
+ *                     pages, the library's default); the native single-thread
+ *                     read bandwidth floor for dense decode
  *   heatmap-eg.svg    (b) sparse decode time over (P, Kc) for the EG solver,
  *   heatmap-fw.svg        and for FW (native, page 64, one T; one color scale
  *                         shared by both maps)
@@ -76,10 +78,13 @@ const USAGE =
   'Writes decode-time.svg, heatmap-eg.svg, heatmap-fw.svg, leakage.svg and figures.json\n' +
   '(default directory: demo/figures; --quick: a fast smoke run into a temporary directory).';
 
+/* decode-time configurations: S:P:Kc:routing (bench's --config syntax). The
+   first two differ only in routing: the summary compares them. */
+const DECODE_CONFIGS = ['64:16:128:flat', '64:16:128:tree', '16:64:128:flat'];
 const FULL = {
   nativeT: '4K,8K,16K,32K,64K,128K,256K,512K,1M',
-  wasmT: '4K,8K,16K,32K,64K,128K',
-  configs: ['64:16:128', '16:64:128'],
+  wasmT: '4K,8K,16K,32K,64K,128K,256K,512K,1M',
+  configs: DECODE_CONFIGS,
   heatT: '128K',
   heatPage: 64,
   heatP: [4, 8, 16, 32, 64],
@@ -91,7 +96,7 @@ const FULL = {
 const QUICK = {
   nativeT: '1K,4K',
   wasmT: '1K,4K',
-  configs: ['64:16:128', '16:64:128'],
+  configs: DECODE_CONFIGS,
   heatT: '4K',
   heatPage: 64,
   heatP: [4, 8],
@@ -368,15 +373,33 @@ function colormap(t) {
 
 /* ---- figure (a): decode time vs T ------------------------------------------------ */
 
+/* A bench row's configuration with its routing: S:P:Kc:flat, S:P:Kc:tree, S:P:Kc:treeE.
+   Rows and configurations from before routing existed (no routing field or
+   suffix) were flat: the only routing then. */
+const rowConfig = (r) => `${r.page_size}:${r.pages}:${r.candidates}:${r.routing ?? 'flat'}${r.routing === 'tree' && r.expand ? r.expand : ''}`;
+const normConfig = (c) => (/:(flat|tree\d*)$/.test(c) ? c : `${c}:flat`);
+/* '64:16:128:tree' -> '64:16:128 tree' (legend and notes) */
+const showConfig = (c) => c.replace(/:(flat|tree\d*)$/, ' $1');
+
 function figDecodeTime(data, meta) {
-  const svg = new Svg(1010, 730);
+  const svg = new Svg(1060, 730);
   const nat = data.native.results;
   const wasm = data.wasm?.results ?? [];
-  const configs = data.configs;
-  const colors = { dense: '#1f4e9c', [configs[0]]: '#c0392b', [configs[1]]: '#1e8449' };
-  const key = (r) => `${r.page_size}:${r.pages}:${r.candidates}`;
+  const configs = data.configs.map(normConfig);
+  const palette = ['#c0392b', '#8e44ad', '#1e8449', '#d68910', '#17a589'];
+  /* a tree configuration takes purple, its flat twin (same S:P:Kc) red */
+  const colors = { dense: '#1f4e9c' };
+  const treeColor = '#8e44ad';
+  let next = 0;
+  for (const c of configs) {
+    if (/:tree\d*$/.test(c)) colors[c] = treeColor;
+    else {
+      while (palette[next] === treeColor) next++;
+      colors[c] = palette[next++ % palette.length];
+    }
+  }
   const series = [];
-  const byCfg = (rows, c) => rows.filter((r) => key(r) === c).sort((p, q) => p.T - q.T);
+  const byCfg = (rows, c) => rows.filter((r) => rowConfig(r) === c).sort((p, q) => p.T - q.T);
   const denseRows = (rows) => byCfg(rows, configs[0]);
   const add = (rows, platform) => {
     if (!rows.length) return;
@@ -384,7 +407,7 @@ function figDecodeTime(data, meta) {
     const dash = open ? '7 4' : null;
     const marker = open ? 'square' : 'circle';
     series.push({ name: `${platform} dense`, points: denseRows(rows).map((r) => [r.T, r.dense_ms]), color: colors.dense, dash, marker, open });
-    for (const c of configs) series.push({ name: `${platform} sparse ${c}`, points: byCfg(rows, c).map((r) => [r.T, r.sparse_ms]), color: colors[c], dash, marker, open });
+    for (const c of configs) series.push({ name: `${platform} sparse ${showConfig(c)}`, points: byCfg(rows, c).map((r) => [r.T, r.sparse_ms]), color: colors[c], dash, marker, open });
   };
   add(nat, 'native');
   add(wasm, 'wasm');
@@ -402,7 +425,7 @@ function figDecodeTime(data, meta) {
   const w = 600;
   const h = 520;
   const legendBox = { x: x0 + w + 20, y: y0 };
-  header(svg, `Decode time vs context length: dense vs sparse, native and wasm (${data.workloadDesc})`, [
+  header(svg, `Decode time vs context length: dense vs sparse (flat, tree routing), native and wasm (${data.workloadDesc})`, [
     `native: ${data.commands.native}`,
     data.wasm ? `wasm:   ${data.commands.wasm}` : `wasm:   not measured (${data.wasmNote ?? 'skipped'})`,
     `${meta.date}, ${meta.cpu}, ${meta.cores} cores; medians of >= ${data.native.min_reps} decodes (>= 0.3 s); one query head, d = dv = 128.`,
@@ -417,43 +440,90 @@ function figDecodeTime(data, meta) {
     series,
     legend: legendBox,
   });
-  /* side notes: sparse/dense at the largest T of each platform */
-  const notes = [];
-  const ratioAt = (rows, platform) => {
-    if (!rows.length) return;
-    const Tm = Math.max(...rows.map((r) => r.T));
+
+  /* side notes: [bold heading, lines] blocks */
+  const blocks = [];
+  const ms = (v) => `${v.toPrecision(3)} ms`;
+  const maxT = (rows) => Math.max(...rows.map((r) => r.T));
+  /* sparse vs dense at the largest T of each platform (and native at wasm's largest T when that is smaller) */
+  const atT = (rows, platform, Tm) => {
+    const lines = [];
+    const dense = rows.find((r) => r.T === Tm);
+    if (!dense) return;
+    lines.push(`${platform} dense ${ms(dense.dense_ms)}; sparse:`);
     for (const c of configs) {
-      const r = rows.find((q) => q.T === Tm && key(q) === c);
-      if (r) notes.push(`${platform}, T = ${fmtT(Tm)}, ${c}: dense ${r.dense_ms.toPrecision(3)} ms, sparse ${r.sparse_ms.toPrecision(3)} ms (${fmtX(r.dense_ms / r.sparse_ms)} faster)`);
+      const r = rows.find((q) => q.T === Tm && rowConfig(q) === c);
+      if (r) lines.push(`  ${showConfig(c)}: ${ms(r.sparse_ms)} (${fmtX(r.dense_ms / r.sparse_ms)} faster)`);
     }
+    blocks.push([`Sparse vs dense, ${platform}, T = ${fmtT(Tm)}:`, lines.slice(1), lines[0]]);
   };
-  ratioAt(nat, 'native');
-  const T128 = 131072;
-  if (nat.some((r) => r.T === T128) && Math.max(...nat.map((r) => r.T)) !== T128) ratioAt(nat.filter((r) => r.T === T128), 'native');
-  ratioAt(wasm, 'wasm');
-  const wn = [];
-  for (const r of wasm) {
-    const n = nat.find((q) => q.T === r.T && key(q) === key(r));
-    if (n && r.T === Math.max(...wasm.map((q) => q.T))) wn.push(`wasm/native at ${fmtT(r.T)}, ${key(r)}: dense ${(r.dense_ms / n.dense_ms).toFixed(2)}x, sparse ${(r.sparse_ms / n.sparse_ms).toFixed(2)}x`);
+  if (nat.length) atT(nat, 'native', maxT(nat));
+  if (wasm.length) {
+    if (nat.length && maxT(wasm) < maxT(nat)) atT(nat, 'native', maxT(wasm));
+    atT(wasm, 'wasm', maxT(wasm));
   }
-  let yy = legendBox.bottom + 26;
+  /* growth of the sparse time with T: t(largest)/t(8K), or the smallest T when 8K was not measured */
+  const growth = [];
+  let growthHead = null;
+  for (const [rows, platform] of [[nat, 'native'], [wasm, 'wasm']]) {
+    if (!rows.length) continue;
+    const hi = maxT(rows);
+    const lo = rows.some((r) => r.T === 8192) && hi > 8192 ? 8192 : Math.min(...rows.map((r) => r.T));
+    if (hi === lo) continue;
+    const parts = [];
+    for (const c of configs) {
+      const a = rows.find((r) => r.T === lo && rowConfig(r) === c);
+      const b = rows.find((r) => r.T === hi && rowConfig(r) === c);
+      if (a && b) parts.push(`${showConfig(c)} ${fmtX(b.sparse_ms / a.sparse_ms)}`);
+    }
+    const range = `t(${fmtT(hi)}) / t(${fmtT(lo)})`;
+    growthHead ??= range;
+    const label = range === growthHead ? platform : `${platform}, ${range}`;
+    if (parts.length) growth.push(`${label}: ${parts.slice(0, 2).join(', ')}`, ...(parts.length > 2 ? [`  ${parts.slice(2).join(', ')}`] : []));
+  }
+  if (growth.length) blocks.push([`Sparse time growth, ${growthHead}:`, growth]);
+  /* wasm / native at wasm's largest T */
+  if (wasm.length && nat.length) {
+    const Tm = maxT(wasm);
+    const lines = [];
+    const d0 = wasm.find((r) => r.T === Tm && rowConfig(r) === configs[0]);
+    const n0 = nat.find((r) => r.T === Tm && rowConfig(r) === configs[0]);
+    if (d0 && n0) lines.push(`dense ${(d0.dense_ms / n0.dense_ms).toFixed(2)}x; sparse:`);
+    for (const c of configs) {
+      const r = wasm.find((q) => q.T === Tm && rowConfig(q) === c);
+      const n = nat.find((q) => q.T === Tm && rowConfig(q) === c);
+      if (r && n) lines.push(`  ${showConfig(c)}: ${(r.sparse_ms / n.sparse_ms).toFixed(2)}x`);
+    }
+    if (lines.length) blocks.push([`wasm / native time, T = ${fmtT(Tm)}:`, lines]);
+  }
+  let yy = legendBox.bottom + 24;
   const nx = x0 + w + 20;
-  svg.text(nx, yy, 'Sparse vs dense:', { size: 12, weight: 'bold' });
-  yy += 6;
-  for (const n of [...notes, ...wn]) {
-    yy += 17;
-    const [a, b] = n.split(': ');
-    svg.text(nx, yy, esc(`${a}:`), { size: 11 });
-    yy += 14;
-    svg.text(nx + 10, yy, esc(b), { size: 11, fill: '#333' });
+  for (const [head, lines, first] of blocks) {
+    svg.text(nx, yy, esc(head), { size: 12, weight: 'bold' });
+    for (const l of first ? [first, ...lines] : lines) {
+      yy += 15;
+      svg.text(nx + (l.startsWith('  ') ? 12 : 0), yy, esc(l.trim()), { size: 11, fill: '#333' });
+    }
+    yy += 22;
   }
-  yy += 26;
+  yy += 4;
   const expl = [
     'sparse S:P:Kc = page size : routed pages',
     '(plus 1 sink and 1 recent page) : candidates;',
     'softmax over the candidates, certified',
     'error bound; needle workload (4 needles,',
     'margin 12), recall 100% unless noted.',
+    ...(configs.some((c) => /:tree\d*$/.test(c))
+      ? [
+          'flat routing: a score bound for every page,',
+          'then the top P pages.',
+          'tree routing (the default): a bound for every',
+          'node of 16 pages, the top max(16, 2P/16) nodes',
+          'expanded, the top P of their pages; the nodes',
+          'not expanded are certified by their node bound',
+          '(a guarantee still, but looser).',
+        ]
+      : ['flat routing: a score bound for every page.']),
     'Solid/filled: native AVX2 (build/vashista).',
     'Dashed/open: wasm SIMD in Node through the',
     'JS API (inputs copied in, outputs out).',
@@ -464,6 +534,7 @@ function figDecodeTime(data, meta) {
     svg.text(nx, yy, esc(l), { size: 11, fill: '#444' });
     yy += 15;
   }
+  svg.h = Math.max(svg.h, Math.ceil(yy + 10));
   return svg.toString();
 }
 
@@ -484,7 +555,7 @@ function figHeatmap(solver, hm, range, meta) {
     hm.commands.length === 1 && hm.commands[0].length < 150
       ? hm.commands[0]
       : `${hm.commands[0].replace(/--config \S+/, `--config ${hm.page}:P:Kc,...`)}  (${hm.commands.length} calls; figures.json)`,
-    `native ${hm.isa}, T = ${fmtT(hm.T)}, page 64, needle workload, solver ${solver} (${solver === 'eg' ? `eps ${Number(hm.options.eps.toPrecision(3))}, ` : ''}max_iter ${hm.options.max_iter}, solver_tol ${Number(hm.options.solver_tol.toPrecision(3))})`,
+    `native ${hm.isa}, T = ${fmtT(hm.T)}, page 64, ${hm.options.routing ?? 'flat'} routing${hm.options.routing === 'tree' ? ` (expand ${hm.options.expand || 'auto'})` : ''}, needle workload, solver ${solver} (${solver === 'eg' ? `eps ${Number(hm.options.eps.toPrecision(3))}, ` : ''}max_iter ${hm.options.max_iter}, solver_tol ${Number(hm.options.solver_tol.toPrecision(3))})`,
     `${meta.date}, ${meta.cpu}; cell: median ms per decode; second line: speedup over dense (${hm.dense_ms.toPrecision(3)} ms)`,
   ]);
   const [lo, hi] = range;
@@ -634,9 +705,9 @@ function render(summary) {
     native: dt.native,
     wasm: dt.wasm,
     wasmNote: dt.wasm_note,
-    configs: dt.configs ?? [...new Set(dt.native.results.map((r) => `${r.page_size}:${r.pages}:${r.candidates}`))],
+    configs: (dt.configs ?? [...new Set(dt.native.results.map(rowConfig))]).map(normConfig),
     workloadDesc: 'needle workload, softmax',
-    recallNote: recallBad.length ? `Recall < 100% at: ${recallBad.map((r) => `${fmtT(r.T)} ${r.page_size}:${r.pages}:${r.candidates}`).join(', ')}` : null,
+    recallNote: recallBad.length ? `Recall < 100% at: ${recallBad.map((r) => `${fmtT(r.T)} ${showConfig(rowConfig(r))}`).join(', ')}` : null,
     commands: dt.commands,
   };
   const heat = summary.heatmaps;
