@@ -370,3 +370,78 @@ export interface Vashista {
 /** Loads and instantiates the module. Each call gives an independent instance. */
 export function init(options?: InitOptions | WasmSource): Promise<Vashista>;
 export default init;
+
+/* ---- vashista/pool: one cache split over worker threads --------------------------- */
+
+declare global {
+  // Symbol.asyncDispose, for setups whose lib lacks ESNext.Disposable (merges with it).
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol;
+  }
+}
+
+/** Options of createPool() (exported by 'vashista/pool'): the cache's shape, plus where and how to run. */
+export interface PoolOptions extends CacheConfig {
+  /**
+   * Workers, 1..kvHeads. Default: min(kvHeads, navigator.hardwareConcurrency, or in Node
+   * os.availableParallelism()).
+   */
+  workers?: number;
+  /**
+   * The module, as init() takes it. It is compiled once on the calling thread and the
+   * WebAssembly.Module is posted to every worker (default: the package's dist/vashista.wasm).
+   */
+  wasm?: WasmSource;
+  /** Kernel set of every worker: 'wasmsimd', 'scalar' or 'auto' (default). */
+  isa?: string;
+}
+
+/** What one worker holds: KV heads [g0, g1) and the query heads of those groups, [h0, h1). */
+export interface PoolShard {
+  readonly kvHeads: readonly [number, number];
+  readonly heads: readonly [number, number];
+}
+
+/**
+ * A cache split by KV head over worker threads (Web Workers, or worker_threads in Node), one
+ * wasm instance per worker. Results are bit-identical to one Cache holding everything. Every
+ * method returns a promise; calls run one at a time, in call order, and inputs are copied
+ * before the call returns. A failed call changes nothing (an append that failed in one worker
+ * is undone in the others). Close it with close() (or `await using`), or Node stays alive.
+ */
+export interface Pool {
+  /** The shape of the whole cache (pageSize resolved). */
+  readonly config: ResolvedCacheConfig;
+  /** Number of workers. */
+  readonly workers: number;
+  /** One entry per worker, in head order. */
+  readonly shards: readonly PoolShard[];
+  /** Tokens stored, as of the last call that completed. */
+  readonly length: number;
+  /** True once close() was called. */
+  readonly closed: boolean;
+  readonly decodeDefaults: DecodeDefaults;
+  /** Library version of the workers' module. */
+  readonly version: string;
+  /** The workers' kernel set: 'wasmsimd' or 'scalar'. */
+  readonly isa: string;
+  /** Appends n tokens, as cache.append (keys [n][kvHeads][headDim], values [n][kvHeads][valueDim]). */
+  append(keys: Float32Array, values: Float32Array): Promise<void>;
+  /** Exact softmax attention over every token: [heads][valueDim]. */
+  decodeDense(q: Float32Array, options?: DenseOptions): Promise<Float32Array>;
+  /** Sparse decode with per-head certified error bounds, as cache.decode. */
+  decode(q: Float32Array, options?: DecodeOptions): Promise<DecodeResult>;
+  /** As cache.lastCandidates (may be empty after a failed call). */
+  lastCandidates(head: number): Promise<Uint32Array>;
+  /** As cache.lastRoutedPages (may be empty after a failed call). */
+  lastRoutedPages(head: number): Promise<Uint32Array>;
+  /** Keeps the first n tokens (n <= length). */
+  truncate(n: number): Promise<void>;
+  /**
+   * Terminates the workers once the calls made before it have settled; later calls reject
+   * with E_FREED. Closing again returns the same promise.
+   */
+  close(): Promise<void>;
+  /** close(), for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
