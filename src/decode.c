@@ -405,6 +405,28 @@ static uint32_t node_count(const vs_cache *c, uint32_t n) {
     return c->length - start < span ? c->length - start : span;
 }
 
+/* sum_i wt_i rows_i over the nc candidate value rows (ws.rows) into head h's
+   accumulator, returned: in blocks of VS_CHUNK_TOKENS candidates, each block
+   summed on its own as in dense decode, so that with a large candidate set a
+   running sum near the largest terms does not swallow the small ones (the
+   rounding grows with B + nc / B terms). */
+static const float *blocked_accum(vs_cache *c, const vs_kernels *K, uint32_t h, const float *wt,
+                                  size_t nc) {
+    vs_scratch *w = &c->ws;
+    const uint32_t dv = c->cfg.value_dim;
+    const size_t B = VS_CHUNK_TOKENS;
+    float *acc = w->acc + (size_t)h * dv, *block_acc = w->acc + (size_t)c->cfg.heads * dv;
+    const float one = 1.0f, *block_row = block_acc;
+    memset(acc, 0, dv * sizeof(float));
+    K->accum(w->rows, wt, nc < B ? nc : B, dv, acc);
+    for (size_t i = B; i < nc; i += B) {
+        memset(block_acc, 0, dv * sizeof(float));
+        K->accum(w->rows + i, wt + i, nc - i < B ? nc - i : B, dv, block_acc);
+        K->accum(&block_row, &one, 1, dv, acc); /* acc += block_acc */
+    }
+    return acc;
+}
+
 /* A bound array over unrouted tokens: each finite entry of b[0..n) stands for
    wt tokens, except b[last] (when last < n) for last_n; nu entries are finite. */
 typedef struct off_group {
@@ -478,19 +500,9 @@ static int project_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
                       w->mu, w->solve_work, &si);
     if (st) return st;
 
-    /* out = sum alpha_i v_i, summed in blocks as in the softmax path */
+    /* out = sum alpha_i v_i */
     const size_t B = VS_CHUNK_TOKENS, nb0 = nc < B ? nc : B;
-    float *acc = w->acc + (size_t)h * dv, *block_acc = w->acc + (size_t)c->cfg.heads * dv;
-    const float one = 1.0f, *block_row = block_acc;
-    memset(acc, 0, dv * sizeof(float));
-    K->accum(w->rows, w->alpha, nb0, dv, acc);
-    for (size_t i = B; i < nc; i += B) {
-        const size_t nb = nc - i < B ? nc - i : B;
-        memset(block_acc, 0, dv * sizeof(float));
-        K->accum(w->rows + i, w->alpha + i, nb, dv, block_acc);
-        K->accum(&block_row, &one, 1, dv, acc); /* acc += block_acc */
-    }
-    memcpy(out, acc, dv * sizeof(float));
+    memcpy(out, blocked_accum(c, K, h, w->alpha, nc), dv * sizeof(float));
 
     /* p = U alpha / sum alpha, q - p, and the candidates' adjusted scores, in double */
     double A = 0, pn = 0, kp = 0;
@@ -746,24 +758,13 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
         cmin = w->cs[i] < cmin ? w->cs[i] : cmin;
         w->rows[i] = vs_page_values(c, t / S, g) + (size_t)(t % S) * dv;
     }
-    /* Z and sum_i w_i v_i in blocks of B = VS_CHUNK_TOKENS candidates, each
-       block summed on its own, as in dense decode: with a large candidate set
-       a running sum near the largest terms would swallow the small ones; this
-       way rounding grows with B + nc / B terms. */
+    /* Z and sum_i w_i v_i, both in blocks of B = VS_CHUNK_TOKENS candidates
+       (blocked_accum says why) */
     const float m = K->max(w->cs, nc);
     const size_t B = VS_CHUNK_TOKENS, nb0 = nc < B ? nc : B;
     float Z = K->exp_sum(w->w, nb0, m); /* >= 1 when it holds the max term (exactly 1) */
-    float *acc = w->acc + (size_t)h * dv, *block_acc = w->acc + (size_t)c->cfg.heads * dv;
-    const float one = 1.0f, *block_row = block_acc;
-    memset(acc, 0, dv * sizeof(float));
-    K->accum(w->rows, w->w, nb0, dv, acc);
-    for (size_t i = B; i < nc; i += B) {
-        const size_t nb = nc - i < B ? nc - i : B;
-        Z = Z + K->exp_sum(w->w + i, nb, m);
-        memset(block_acc, 0, dv * sizeof(float));
-        K->accum(w->rows + i, w->w + i, nb, dv, block_acc);
-        K->accum(&block_row, &one, 1, dv, acc); /* acc += block_acc */
-    }
+    for (size_t i = B; i < nc; i += B) Z = Z + K->exp_sum(w->w + i, nc - i < B ? nc - i : B, m);
+    const float *acc = blocked_accum(c, K, h, w->w, nc);
     for (uint32_t j = 0; j < dv; j++) out[j] = acc[j] / Z;
 
     /* certify: what the candidates left out */
