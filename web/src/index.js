@@ -24,7 +24,15 @@
  *   - Arguments are validated here first (types, integer ranges, lengths), so
  *     most mistakes are reported with the argument's name; the C library checks
  *     again and its status codes map to the same VashistaError codes.
+ *   - VashistaError, the checks pool.js shares and the loading of the module
+ *     (compileModule) are in internal.js.
  */
+import {
+  VashistaError, U32_MAX, checkF32, checkInt, checkKeys, checkObject, compileModule, describe, fail, findBadElement,
+  projectionRangeProblem,
+} from './internal.js';
+
+export { VashistaError };
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -45,67 +53,7 @@ const STATUS_CODES = Object.freeze({
   [-13]: 'E_CAPACITY',
 });
 
-/**
- * The one error type of the package. `code` is stable and meant for programs:
- * the C status codes (E_NULL, E_DIM, E_HEADS, E_PAGE, E_LENGTH, E_NONFINITE,
- * E_RANGE, E_NOMEM, E_OPTION, E_EMPTY, E_ISA, E_DTYPE, E_CAPACITY) and the
- * JS-side ones: E_TYPE (an argument of the wrong type), E_FREED (a freed
- * cache), E_FOREIGN (an object from another instance), E_LOAD (the module
- * could not be loaded), E_ABI (the module's struct layout differs from this
- * loader's), E_TRAP (the module trapped; the instance is unusable afterwards).
- */
-export class VashistaError extends Error {
-  /**
-   * @param {string} code
-   * @param {string} message
-   * @param {{ status?: number, argument?: string, cause?: unknown }} [details]
-   */
-  constructor(code, message, details = {}) {
-    super(message, details.cause !== undefined ? { cause: details.cause } : undefined);
-    this.name = 'VashistaError';
-    /** @type {string} */
-    this.code = code;
-    /** @type {number | undefined} the C status, when the error came from the library */
-    this.status = details.status;
-    /** @type {string | undefined} the name of the offending argument, when known */
-    this.argument = details.argument;
-  }
-}
-
-function fail(code, argument, message) {
-  return new VashistaError(code, message, { argument });
-}
-
-/* ---- argument checks ------------------------------------------------------ */
-
-const U32_MAX = 0xffffffff;
-
-function describe(x) {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return 'an Array';
-  if (ArrayBuffer.isView(x)) return `a ${x.constructor.name}`;
-  return typeof x === 'object' ? `a ${x.constructor?.name ?? 'object'}` : `${typeof x} ${String(x)}`;
-}
-
-function checkObject(x, name) {
-  if (x === undefined) return {};
-  if (x === null || typeof x !== 'object' || Array.isArray(x))
-    throw fail('E_TYPE', name, `${name} must be an object, got ${describe(x)}`);
-  return x;
-}
-
-function checkKeys(obj, allowed, name) {
-  for (const k of Object.keys(obj))
-    if (!allowed.includes(k))
-      throw fail('E_OPTION', `${name}.${k}`, `${name}.${k} is not an option (options: ${allowed.join(', ')})`);
-}
-
-function checkInt(x, name, min, max) {
-  if (typeof x !== 'number' || !Number.isInteger(x))
-    throw fail('E_TYPE', name, `${name} must be an integer, got ${describe(x)}`);
-  if (x < min || x > max) throw fail('E_OPTION', name, `${name} must be in ${min}..${max}, got ${x}`);
-  return x;
-}
+/* ---- argument checks (those pool.js needs too are in internal.js) ---------- */
 
 function checkFloat(x, name, min) {
   if (typeof x !== 'number') throw fail('E_TYPE', name, `${name} must be a number, got ${describe(x)}`);
@@ -145,118 +93,12 @@ function checkProjectionUnits(eps, solverTol, scale, headDim) {
     throw fail('E_OPTION', 'options.solverTol', `options.solverTol / scale = ${t} must be a positive float32 for the eg and fw solvers (solverTol ${solverTol}, scale ${sc})`);
 }
 
-/* After the library reported RANGE for eg / fw with every element in range:
-   a squared norm above the projection solvers' limit (1e15, vashista.h). */
-function projectionRangeProblem(q, heads, headDim) {
-  for (let h = 0; h < heads; h++) {
-    let qq = 0;
-    for (let j = 0; j < headDim; j++) qq += q[h * headDim + j] * q[h * headDim + j];
-    if (qq > Math.fround(1e15) * 0.999)
-      return { name: 'q', message: `||q[${h}]||^2 = ${qq} is too large for the eg and fw solvers (at most about 1e15)` };
-  }
-  return {
-    name: 'cache',
-    message: 'the keys are too large: for the eg and fw solvers the bound on ||k||^2 must stay below about 1e15 (or scale * |q|.|k| could overflow)',
-  };
-}
-
-function checkF32(x, name, multiple, what) {
-  if (!(x instanceof Float32Array))
-    throw fail('E_TYPE', name, `${name} must be a Float32Array, got ${describe(x)}`);
-  if (x.length % multiple !== 0)
-    throw fail('E_LENGTH', name, `${name} has ${x.length} elements, not a multiple of ${what} = ${multiple}`);
-  return x;
-}
-
 function checkExactF32(x, name, length, what) {
   if (!(x instanceof Float32Array))
     throw fail('E_TYPE', name, `${name} must be a Float32Array, got ${describe(x)}`);
   if (x.length !== length)
     throw fail('E_LENGTH', name, `${name} must have ${what} = ${length} elements, got ${x.length}`);
   return x;
-}
-
-const MAX_ABS = 1.0e30;
-
-/* Names the first bad element after the library reported NONFINITE or RANGE. */
-function findBadElement(arrays, status) {
-  for (const [name, a] of arrays) {
-    for (let i = 0; i < a.length; i++) {
-      const v = a[i];
-      if (status === -6 && !Number.isFinite(v))
-        return { name, message: `${name}[${i}] is ${v} (inputs must be finite)` };
-      if (status === -7 && Math.abs(v) > MAX_ABS)
-        return { name, message: `${name}[${i}] = ${v} exceeds the largest accepted magnitude 1e30` };
-    }
-  }
-  return null;
-}
-
-/* ---- loading ------------------------------------------------------------------ */
-
-const IS_NODE = typeof process !== 'undefined' && !!process.versions?.node;
-
-/** @type {Promise<WebAssembly.Module> | null} */
-let defaultModule = null;
-
-async function readFileUrl(url) {
-  const { readFile } = await import('node:fs/promises');
-  return readFile(url);
-}
-
-async function compileResponse(response) {
-  if (!response.ok)
-    throw new VashistaError('E_LOAD', `could not load the wasm module: HTTP ${response.status} for ${response.url}`);
-  const type = response.headers.get('content-type') || '';
-  if (typeof WebAssembly.compileStreaming === 'function' && type.split(';')[0].trim() === 'application/wasm')
-    return WebAssembly.compileStreaming(response);
-  return WebAssembly.compile(await response.arrayBuffer());
-}
-
-async function compileUrl(url) {
-  if (url.protocol === 'file:' && IS_NODE) return WebAssembly.compile(await readFileUrl(url));
-  if (typeof fetch !== 'function')
-    throw new VashistaError('E_LOAD', `cannot load ${url.href}: no fetch() here; pass init({ wasm: bytes })`);
-  return compileResponse(await fetch(url));
-}
-
-function resolveString(s) {
-  try {
-    return new URL(s); /* absolute URL */
-  } catch {
-    /* relative: a path in Node, relative to the document in a browser */
-  }
-  if (IS_NODE) {
-    return import('node:url').then(async ({ pathToFileURL }) => {
-      const { resolve } = await import('node:path');
-      return pathToFileURL(resolve(s));
-    });
-  }
-  const base = globalThis.document?.baseURI ?? globalThis.location?.href;
-  if (!base) throw new VashistaError('E_LOAD', `cannot resolve the relative wasm location '${s}'`, { argument: 'wasm' });
-  return new URL(s, base);
-}
-
-/**
- * Turns any accepted `wasm` source into a compiled module.
- * @param {unknown} source
- * @returns {Promise<WebAssembly.Module>}
- */
-async function compileSource(source) {
-  if (source === undefined || source === null) {
-    defaultModule ??= compileUrl(new URL('../dist/vashista.wasm', import.meta.url)).catch((e) => {
-      defaultModule = null;
-      throw e;
-    });
-    return defaultModule;
-  }
-  if (source instanceof WebAssembly.Module) return source;
-  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return WebAssembly.compile(source);
-  if (typeof Response !== 'undefined' && source instanceof Response) return compileResponse(source);
-  if (source instanceof URL) return compileUrl(source);
-  if (typeof source === 'string') return compileUrl(await resolveString(source));
-  if (typeof (/** @type {any} */ (source).then) === 'function') return compileSource(await source);
-  throw fail('E_TYPE', 'wasm', `options.wasm must be bytes, a WebAssembly.Module, a Response, a URL or a string, got ${describe(source)}`);
 }
 
 /* ---- the module's memory --------------------------------------------------- */
@@ -690,7 +532,7 @@ class Cache {
   #selection(fn, method, head) {
     const e = this.#engine;
     const ptr = this.#live(method);
-    checkShape(head, 'head', 'E_HEADS', 0, this.#config.heads - 1);
+    checkInt(head, 'head', 0, this.#config.heads - 1, 'E_HEADS');
     const countAt = e.args + ARG_OUT;
     let st = e.call(fn, ptr, head, 0, 0, countAt);
     if (st) throw e.statusError(st, `cache.${method}`, 'head');
@@ -950,13 +792,13 @@ class Vashista {
     if (config === undefined) throw fail('E_TYPE', 'config', 'createCache(config): config is required');
     const c = checkObject(config, 'config');
     checkKeys(c, CACHE_OPTION_NAMES, 'config');
-    const heads = checkShape(c.heads, 'config.heads', 'E_HEADS', 1, 1024);
-    const kvHeads = c.kvHeads === undefined ? heads : checkShape(c.kvHeads, 'config.kvHeads', 'E_HEADS', 1, 1024);
+    const heads = checkInt(c.heads, 'config.heads', 1, 1024, 'E_HEADS');
+    const kvHeads = c.kvHeads === undefined ? heads : checkInt(c.kvHeads, 'config.kvHeads', 1, 1024, 'E_HEADS');
     if (heads % kvHeads !== 0)
       throw fail('E_HEADS', 'config.kvHeads', `config.heads (${heads}) must be a multiple of config.kvHeads (${kvHeads})`);
-    const headDim = checkShape(c.headDim, 'config.headDim', 'E_DIM', 1, 512);
-    const valueDim = c.valueDim === undefined ? headDim : checkShape(c.valueDim, 'config.valueDim', 'E_DIM', 1, 512);
-    const pageSize = c.pageSize === undefined ? 0 : checkShape(c.pageSize, 'config.pageSize', 'E_PAGE', 1, 4096);
+    const headDim = checkInt(c.headDim, 'config.headDim', 1, 512, 'E_DIM');
+    const valueDim = c.valueDim === undefined ? headDim : checkInt(c.valueDim, 'config.valueDim', 1, 512, 'E_DIM');
+    const pageSize = c.pageSize === undefined ? 0 : checkInt(c.pageSize, 'config.pageSize', 1, 4096, 'E_PAGE');
     const dtype = c.dtype === undefined ? 'f32' : c.dtype;
     if (typeof dtype !== 'string') throw fail('E_TYPE', 'config.dtype', `config.dtype must be a string, got ${describe(dtype)}`);
     if (!Object.hasOwn(DTYPES, dtype))
@@ -1058,13 +900,6 @@ class Vashista {
   }
 }
 
-function checkShape(x, name, code, min, max) {
-  if (typeof x !== 'number' || !Number.isInteger(x))
-    throw fail('E_TYPE', name, `${name} must be an integer, got ${describe(x)}`);
-  if (x < min || x > max) throw fail(code, name, `${name} must be in ${min}..${max}, got ${x}`);
-  return x;
-}
-
 function isWasmSource(x) {
   return (
     x instanceof WebAssembly.Module ||
@@ -1089,13 +924,7 @@ export async function init(options) {
   checkKeys(o, ['wasm', 'isa'], 'options');
   if (o.isa !== undefined && typeof o.isa !== 'string')
     throw fail('E_TYPE', 'options.isa', `options.isa must be a string, got ${describe(o.isa)}`);
-  let module;
-  try {
-    module = await compileSource(o.wasm);
-  } catch (e) {
-    if (e instanceof VashistaError) throw e;
-    throw new VashistaError('E_LOAD', `could not load the wasm module: ${e?.message ?? e}`, { cause: e, argument: 'wasm' });
-  }
+  const module = await compileModule(o.wasm, 'init');
   const state = { heap: null };
   let instance;
   try {

@@ -34,41 +34,17 @@
  *     the same VashistaError; an append that failed in some worker is undone
  *     in the others (truncated back), so a failed call changes nothing.
  */
-import { VashistaError, init } from './index.js';
+import { init } from './index.js';
+import {
+  VashistaError, IS_NODE, MAX_ABS, U32_MAX, checkF32, checkInt, checkKeys, checkObject, compileModule, describe, fail, findBadElement,
+  projectionRangeProblem,
+} from './internal.js';
 
 export { VashistaError };
 
-/* ---- argument checks (the same codes and messages as index.js) -------------- */
+/* ---- argument checks (internal.js: the same codes and messages as index.js) -- */
 
-const U32_MAX = 0xffffffff;
-const MAX_ABS = 1.0e30; /* VS_MAX_ABS, as index.js names the offending element */
-const MAX_ABS_F32 = Math.fround(1.0e30); /* what the library compares with */
-
-function describe(x) {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return 'an Array';
-  if (ArrayBuffer.isView(x)) return `a ${x.constructor.name}`;
-  return typeof x === 'object' ? `a ${x.constructor?.name ?? 'object'}` : `${typeof x} ${String(x)}`;
-}
-
-function fail(code, argument, message) {
-  return new VashistaError(code, message, { argument });
-}
-
-function checkInt(x, name, min, max, code = 'E_OPTION') {
-  if (typeof x !== 'number' || !Number.isInteger(x))
-    throw fail('E_TYPE', name, `${name} must be an integer, got ${describe(x)}`);
-  if (x < min || x > max) throw fail(code, name, `${name} must be in ${min}..${max}, got ${x}`);
-  return x;
-}
-
-function checkF32(x, name, multiple, what) {
-  if (!(x instanceof Float32Array))
-    throw fail('E_TYPE', name, `${name} must be a Float32Array, got ${describe(x)}`);
-  if (x.length % multiple !== 0)
-    throw fail('E_LENGTH', name, `${name} has ${x.length} elements, not a multiple of ${what} = ${multiple}`);
-  return x;
-}
+const MAX_ABS_F32 = Math.fround(MAX_ABS); /* what the library compares with */
 
 /* The library's vs_check_finite: -6 if any element is NaN or infinite, else -7
    if any exceeds VS_MAX_ABS, else 0. */
@@ -86,32 +62,15 @@ function finiteStatus(a) {
 
 /* index.js's message for that status: the first offending element. */
 function badElement(arrays, status) {
-  for (const [name, a] of arrays)
-    for (let i = 0; i < a.length; i++) {
-      const v = a[i];
-      if (status === -6 && !Number.isFinite(v)) return { name, message: `${name}[${i}] is ${v} (inputs must be finite)` };
-      if (status === -7 && Math.abs(v) > MAX_ABS) return { name, message: `${name}[${i}] = ${v} exceeds the largest accepted magnitude 1e30` };
-    }
-  return { name: arrays[0][0], message: status === -6 ? 'an input is NaN or infinite' : 'an input is too large in magnitude' };
+  return (
+    findBadElement(arrays, status) ??
+    { name: arrays[0][0], message: status === -6 ? 'an input is NaN or infinite' : 'an input is too large in magnitude' }
+  );
 }
 
 function statusError(status, method, bad) {
   const code = status === -6 ? 'E_NONFINITE' : 'E_RANGE';
   return new VashistaError(code, `pool.${method}: ${bad.message}`, { status, argument: bad.name });
-}
-
-/* index.js's explanation of E_RANGE from the eg and fw solvers, over every head. */
-function projectionRangeProblem(q, heads, headDim) {
-  for (let h = 0; h < heads; h++) {
-    let qq = 0;
-    for (let j = 0; j < headDim; j++) qq += q[h * headDim + j] * q[h * headDim + j];
-    if (qq > Math.fround(1e15) * 0.999)
-      return { name: 'q', message: `||q[${h}]||^2 = ${qq} is too large for the eg and fw solvers (at most about 1e15)` };
-  }
-  return {
-    name: 'cache',
-    message: 'the keys are too large: for the eg and fw solvers the bound on ||k||^2 must stay below about 1e15 (or scale * |q|.|k| could overflow)',
-  };
 }
 
 /* Errors that name the cache method ("cache.decode: ...") name the pool's. */
@@ -120,58 +79,9 @@ function renamed(e) {
   return new VashistaError(e.code, `pool.${e.message.slice(6)}`, { status: e.status, argument: e.argument });
 }
 
-/* ---- loading the module once, here ----------------------------------------- */
+/* ---- workers on this platform: which kind, how many, their Node options ---- */
 
-const IS_NODE = typeof process !== 'undefined' && !!process.versions?.node;
 const WEB_WORKERS = typeof globalThis.Worker === 'function';
-
-async function compileResponse(response) {
-  if (!response.ok)
-    throw new VashistaError('E_LOAD', `could not load the wasm module: HTTP ${response.status} for ${response.url}`);
-  const type = response.headers.get('content-type') || '';
-  if (typeof WebAssembly.compileStreaming === 'function' && type.split(';')[0].trim() === 'application/wasm')
-    return WebAssembly.compileStreaming(response);
-  return WebAssembly.compile(await response.arrayBuffer());
-}
-
-async function resolveString(s) {
-  try {
-    return new URL(s);
-  } catch {
-    /* relative: a path in Node, relative to the document in a browser */
-  }
-  if (IS_NODE) {
-    const [{ pathToFileURL }, { resolve }] = await Promise.all([import('node:url'), import('node:path')]);
-    return pathToFileURL(resolve(s));
-  }
-  const base = globalThis.document?.baseURI ?? globalThis.location?.href;
-  if (!base) throw new VashistaError('E_LOAD', `cannot resolve the relative wasm location '${s}'`, { argument: 'wasm' });
-  return new URL(s, base);
-}
-
-/**
- * The sources init() accepts, compiled here (the package's own
- * dist/vashista.wasm by default: read from disk in Node, fetched in browsers).
- * @returns {Promise<WebAssembly.Module>}
- */
-async function compileSource(source) {
-  let s = source ?? new URL('../dist/vashista.wasm', import.meta.url);
-  if (s !== null && typeof s === 'object' && typeof s.then === 'function') s = await s;
-  if (s instanceof WebAssembly.Module) return s;
-  if (s instanceof ArrayBuffer || ArrayBuffer.isView(s)) return WebAssembly.compile(s);
-  if (typeof s === 'string') s = await resolveString(s);
-  if (s instanceof URL) {
-    if (s.protocol === 'file:' && IS_NODE) {
-      const { readFile } = await import('node:fs/promises');
-      return WebAssembly.compile(await readFile(s));
-    }
-    if (typeof fetch !== 'function')
-      throw new VashistaError('E_LOAD', `cannot load ${s.href}: no fetch() here; pass createPool({ wasm: bytes })`);
-    s = await fetch(s);
-  }
-  if (typeof Response !== 'undefined' && s instanceof Response) return compileResponse(s);
-  throw fail('E_TYPE', 'wasm', `options.wasm must be bytes, a WebAssembly.Module, a Response, a URL or a string, got ${describe(s)}`);
-}
 
 async function defaultWorkers() {
   const n = globalThis.navigator?.hardwareConcurrency;
@@ -627,23 +537,13 @@ function snapshot(options) {
  */
 export async function createPool(options) {
   if (options === undefined) throw fail('E_TYPE', 'options', 'createPool(options): options (heads, headDim...) are required');
-  if (options === null || typeof options !== 'object' || Array.isArray(options))
-    throw fail('E_TYPE', 'options', `options must be an object, got ${describe(options)}`);
-  const o = { ...options };
-  for (const k of Object.keys(o))
-    if (!POOL_OPTION_NAMES.includes(k))
-      throw fail('E_OPTION', `options.${k}`, `options.${k} is not an option (options: ${POOL_OPTION_NAMES.join(', ')})`);
+  const o = { ...checkObject(options, 'options') };
+  checkKeys(o, POOL_OPTION_NAMES, 'options');
   if (o.workers !== undefined) checkInt(o.workers, 'options.workers', 1, 1024);
   if (o.isa !== undefined && typeof o.isa !== 'string')
     throw fail('E_TYPE', 'options.isa', `options.isa must be a string, got ${describe(o.isa)}`);
 
-  let module;
-  try {
-    module = await compileSource(o.wasm);
-  } catch (e) {
-    if (e instanceof VashistaError) throw e;
-    throw new VashistaError('E_LOAD', `could not load the wasm module: ${e?.message ?? e}`, { cause: e, argument: 'wasm' });
-  }
+  const module = await compileModule(o.wasm, 'createPool');
   /* a local instance: checks the isa and the shape, and later every call's options */
   const vs = await init(o.isa === undefined ? { wasm: module } : { wasm: module, isa: o.isa });
   const config = {};

@@ -35,7 +35,7 @@ test('npm pack, offline install into a fresh folder, import by name, decode', ()
     const { filename, files } = packed[0];
     assert.equal(filename, `vashista-${pkg.version}.tgz`);
     const paths = files.map((f) => f.path).sort();
-    assert.deepEqual(paths, ['README.md', 'dist/vashista.wasm', 'package.json', 'src/index.d.ts', 'src/index.js', 'src/pool-worker.js', 'src/pool.d.ts', 'src/pool.js']);
+    assert.deepEqual(paths, ['README.md', 'dist/vashista.wasm', 'package.json', 'src/index.d.ts', 'src/index.js', 'src/internal.js', 'src/pool-worker.js', 'src/pool.d.ts', 'src/pool.js']);
 
     const app = join(dir, 'app');
     mkdirSync(app);
