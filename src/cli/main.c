@@ -651,10 +651,12 @@ static int cmd_info(args *a) {
     printf("isas available:  %s\n", avail);
     printf("defaults:        page size %u, pages %u, candidates %u, sink pages %u, recent pages %u,\n"
            "                 solver softmax, widen %u, scale %s, tolerance %g (off);\n"
-           "                 eg/fw: eps %g, max iterations %u, solver tolerance %g\n",
+           "                 eg/fw: eps %g, max iterations %u, solver tolerance %g;\n"
+           "                 routing %s (nodes of %u pages, expand %s)\n",
            VS_DEFAULT_PAGE_SIZE, o.pages, o.candidates, o.sink_pages, o.recent_pages, o.widen,
            o.scale == 0 ? "1/sqrt(d)" : "custom", (double)o.tolerance, (double)o.eps, o.max_iter,
-           (double)o.solver_tol);
+           (double)o.solver_tol, routing_name(o.routing), VS_NODE_PAGES,
+           o.expand ? "custom" : "max(16, ceil(2P/16))");
     printf("limits:          dim <= %u, heads <= %u, page size <= %u, tokens <= %u\n", VS_MAX_DIM,
            VS_MAX_HEADS, VS_MAX_PAGE_SIZE, VS_MAX_TOKENS);
     printf("workloads:       gap margin %g (face %u), needle margin %g (%u needles), uniform\n",
