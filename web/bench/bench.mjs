@@ -34,55 +34,15 @@
  * report is the --json document (web/bench/figures.mjs uses it).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { init } from '../src/index.js';
+import { endProgress, parseCounts, printJson, progress, runIfMain, timeReps } from './common.mjs';
+
+export { parseArgs } from './common.mjs';
 
 const STEPS = 16;
-
-export function parseArgs(argv) {
-  const a = {};
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    if (!k.startsWith('--')) throw new Error(`unexpected argument ${k}`);
-    const name = k.slice(2);
-    if (name === 'json' || name === 'help') a[name] = true;
-    else if (i + 1 < argv.length) a[name] = argv[++i];
-    else throw new Error(`${k} needs a value`);
-  }
-  return a;
-}
-
-function parseCount(s) {
-  const m = /^(\d+)([KkMm]?)$/.exec(s.trim());
-  if (!m) throw new Error(`bad count '${s}'`);
-  return Number(m[1]) * (m[2] === '' ? 1 : /k/i.test(m[2]) ? 1024 : 1024 * 1024);
-}
-
-function median(xs) {
-  const s = [...xs].sort((x, y) => x - y);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-/* The native rule: warm-up, then until (>= minReps and >= 0.3 s) or (>= 5 and >= 5 s). */
-function timeReps(run, after, minReps) {
-  run(0);
-  const t = [];
-  let total = 0;
-  for (;;) {
-    const t0 = performance.now();
-    run(t.length);
-    const dt = (performance.now() - t0) / 1e3;
-    if (after) after(t.length);
-    t.push(dt);
-    total += dt;
-    if ((t.length >= minReps && total >= 0.3) || (t.length >= 5 && total >= 5) || t.length >= 100000) break;
-  }
-  return { medianMs: 1e3 * median(t), minMs: 1e3 * Math.min(...t), reps: t.length };
-}
 
 function l2(a, from, to) {
   let s = 0;
@@ -128,7 +88,7 @@ export function configLabel(r) {
 export async function runBench(a) {
   const vs = await init(a.isa ? { isa: a.isa } : undefined);
   const defaults = vs.decodeDefaults;
-  const Ts = (a.T ?? '4K,32K,128K').split(',').map(parseCount);
+  const Ts = parseCounts(a.T ?? '4K,32K,128K');
   const probe = vs.createCache({ heads: 1, headDim: 1 }); /* the library's default page size */
   const defaultPage = probe.config.pageSize;
   probe.free();
@@ -171,9 +131,6 @@ export async function runBench(a) {
     ...(a.needles !== undefined ? { needles: Number(a.needles) } : {}),
     ...(a.seed !== undefined ? { seed: BigInt(a.seed) } : {}),
   });
-  const progress = (s) => {
-    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`);
-  };
 
   /* ---- native, first (it also measures the machine's read bandwidth) ---- */
   const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -290,8 +247,7 @@ export async function runBench(a) {
       cache.free();
     }
   }
-  progress('');
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  endProgress();
 
   const bw = native?.read_bandwidth_gbs || 0;
   const report = {
@@ -308,24 +264,17 @@ export async function runBench(a) {
   return { report, rows, native, nativePath, nativeNote, bw, vs, Ts, kind, d, dv, heads, kvHeads, base, solver, routing, expand, wlOptions };
 }
 
-async function main() {
-  const a = parseArgs(process.argv.slice(2));
-  if (a.help) {
-    console.log(
-      'usage: npm run bench -- [--T 4K,32K,128K] [--config S:P:Kc[:flat|:tree[E]],...] [--routing flat|tree --expand E]\n' +
-        '  [--d N --dv N --heads N --kv-heads N]\n' +
-        '  [--workload needle|gap|uniform] [--margin X --face N --needles N --seed N]\n' +
-        '  [--sink N --recent N --widen N --tolerance X --scale X]\n' +
-        '  [--solver softmax|eg|fw --eps X --max-iter N --solver-tol X] [--reps N] [--isa wasmsimd|scalar]\n' +
-        '  [--native PATH|none] [--bw-mib N] [--json]',
-    );
-    return;
-  }
+const USAGE =
+  'usage: npm run bench -- [--T 4K,32K,128K] [--config S:P:Kc[:flat|:tree[E]],...] [--routing flat|tree --expand E]\n' +
+  '  [--d N --dv N --heads N --kv-heads N]\n' +
+  '  [--workload needle|gap|uniform] [--margin X --face N --needles N --seed N]\n' +
+  '  [--sink N --recent N --widen N --tolerance X --scale X]\n' +
+  '  [--solver softmax|eg|fw --eps X --max-iter N --solver-tol X] [--reps N] [--isa wasmsimd|scalar]\n' +
+  '  [--native PATH|none] [--bw-mib N] [--json]';
+
+async function main(a) {
   const { report, rows, native, nativePath, nativeNote, bw, vs, Ts, kind, d, dv, heads, kvHeads, base, solver, routing, expand, wlOptions } = await runBench(a);
-  if (a.json) {
-    console.log(JSON.stringify(report, null, 2));
-    return;
-  }
+  if (a.json) return printJson(report);
   const wl0 = vs.workload(wlOptions(Ts[0])).config;
   const planted = kind === 'uniform' ? '' : ` (margin ${wl0.margin}, ${kind === 'gap' ? `${wl0.face} face tokens` : `${wl0.needles} needles`})`;
   console.log(`vashista bench (wasm, node ${process.versions.node}): isa ${vs.isa}, workload ${kind}${planted}, d ${d}, dv ${dv}, heads ${heads}/${kvHeads}, seed ${wl0.seed}`);
@@ -363,15 +312,4 @@ async function main() {
 }
 
 /* Run as a script (not when imported). */
-let invoked = '';
-try {
-  invoked = process.argv[1] ? realpathSync(process.argv[1]) : '';
-} catch {
-  invoked = '';
-}
-if (invoked === realpathSync(fileURLToPath(import.meta.url))) {
-  main().catch((e) => {
-    console.error(`bench: ${e.message}`);
-    process.exitCode = 1;
-  });
-}
+runIfMain(import.meta.url, 'bench', main, { usage: USAGE });

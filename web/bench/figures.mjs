@@ -41,6 +41,8 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { median, parseCount } from './common.mjs';
+
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
 /* ---- arguments ---------------------------------------------------------------- */
@@ -111,12 +113,6 @@ const MAX_CONFIGS = 16; /* per `vashista bench` call */
 
 const log = (s) => process.stderr.write(`figures: ${s}\n`);
 
-function parseCount(s) {
-  const m = /^(\d+)([KkMm]?)$/.exec(String(s).trim());
-  if (!m) throw new Error(`bad count '${s}'`);
-  return Number(m[1]) * (m[2] === '' ? 1 : /k/i.test(m[2]) ? 1024 : 1024 * 1024);
-}
-
 function fmtT(T) {
   if (T >= 1 << 20 && T % (1 << 20) === 0) return `${T >> 20}M`;
   if (T >= 1024 && T % 1024 === 0) return `${T >> 10}K`;
@@ -152,12 +148,6 @@ function cpuTicks() {
   } catch {
     return null;
   }
-}
-
-function median(xs) {
-  const s = [...xs].sort((x, y) => x - y);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /* Runs the native CLI; returns the parsed JSON. `okCodes`: exit codes whose stdout is still valid. */

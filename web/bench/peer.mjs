@@ -38,13 +38,12 @@
  * binary it read; peerAttention(peer.tf, ...) is the peer's timed call;
  * referenceAttention64 the float64 reference; runPeer(args) the benchmark.
  */
-import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 
 import { init } from '../src/index.js';
+import { endProgress, enoughReps, parseArgs as parseCliArgs, parseCounts, printJson, progress, repStats, runIfMain, timeReps } from './common.mjs';
 
 const STEPS = 16;
 const require = createRequire(import.meta.url);
@@ -212,63 +211,18 @@ function maxAbsRel(a, b) {
 }
 
 /** --name value pairs; --json, --interleave and --help take none. */
-export function parseArgs(argv) {
-  const a = {};
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    if (!k.startsWith('--')) throw new Error(`unexpected argument ${k}`);
-    const name = k.slice(2);
-    if (name === 'json' || name === 'help' || name === 'interleave') a[name] = true;
-    else if (i + 1 < argv.length) a[name] = argv[++i];
-    else throw new Error(`${k} needs a value`);
-  }
-  return a;
-}
-
-function parseCount(s) {
-  const m = /^(\d+)([KkMm]?)$/.exec(String(s).trim());
-  if (!m) throw new Error(`bad count '${s}'`);
-  return Number(m[1]) * (m[2] === '' ? 1 : /k/i.test(m[2]) ? 1024 : 1024 * 1024);
-}
-
-function median(xs) {
-  const s = [...xs].sort((x, y) => x - y);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-/* bench.mjs's rule: until (>= minReps and >= 0.3 s) or (>= 5 and >= 5 s); --min-seconds can change the 0.3 s. */
-let minSeconds = 0.3;
-const enough = (n, total, minReps) => (n >= minReps && total >= minSeconds) || (n >= 5 && total >= 5) || n >= 100000;
-
-function summary(t) {
-  return { medianMs: 1e3 * median(t), minMs: 1e3 * Math.min(...t), reps: t.length };
-}
-
-/* one side's repetitions as a block, after one warm-up call */
-function timeBlock(run, minReps) {
-  run(0);
-  const t = [];
-  let total = 0;
-  while (!enough(t.length, total, minReps)) {
-    const t0 = performance.now();
-    run(t.length);
-    const dt = (performance.now() - t0) / 1e3;
-    t.push(dt);
-    total += dt;
-  }
-  return summary(t);
-}
+const SWITCHES = ['json', 'help', 'interleave'];
+export const parseArgs = (argv) => parseCliArgs(argv, SWITCHES);
 
 /* both sides call by call, alternating, after one warm-up call each */
-function timeInterleaved(runA, runB, minReps) {
+function timeInterleaved(runA, runB, minReps, minSeconds) {
   runA(0);
   runB(0);
   const ta = [];
   const tb = [];
   let sa = 0;
   let sb = 0;
-  while (!enough(ta.length, sa, minReps) || !enough(tb.length, sb, minReps)) {
+  while (!enoughReps(ta.length, sa, minReps, minSeconds) || !enoughReps(tb.length, sb, minReps, minSeconds)) {
     let t0 = performance.now();
     runA(ta.length);
     let dt = (performance.now() - t0) / 1e3;
@@ -280,7 +234,7 @@ function timeInterleaved(runA, runB, minReps) {
     tb.push(dt);
     sb += dt;
   }
-  return [summary(ta), summary(tb)];
+  return [repStats(ta), repStats(tb)];
 }
 
 /** Measures for the parsed arguments `a`; resolves to the --json document. */
@@ -288,18 +242,15 @@ export async function runPeer(a) {
   const peer = await loadPeer();
   const { tf } = peer;
   const vs = await init(a.isa ? { isa: a.isa } : undefined);
-  const Ts = String(a.T ?? '4K,16K,32K,128K,256K').split(',').map(parseCount);
+  const Ts = parseCounts(a.T ?? '4K,16K,32K,128K,256K');
   const d = Number(a.d ?? 128);
   const dv = Number(a.dv ?? d);
   const kind = a.workload ?? 'needle';
   const minReps = Number(a.reps ?? 15);
   const scale = 1 / Math.sqrt(d);
   const interleave = Boolean(a.interleave);
-  minSeconds = Number(a['min-seconds'] ?? 0.3);
+  const minSeconds = Number(a['min-seconds'] ?? 0.3);
   if (!(minSeconds >= 0 && minSeconds <= 60)) throw new Error(`--min-seconds: '${a['min-seconds']}' is not in [0, 60]`);
-  const progress = (s) => {
-    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`);
-  };
   const rows = [];
   for (const T of Ts) {
     let cache = null;
@@ -335,12 +286,12 @@ export async function runPeer(a) {
       let theirs;
       if (interleave) {
         progress(`T=${T}: timing peer and ours, interleaved`);
-        [theirs, ours] = timeInterleaved(runPeerCall, runOurs, minReps);
+        [theirs, ours] = timeInterleaved(runPeerCall, runOurs, minReps, minSeconds);
       } else {
         progress(`T=${T}: timing ours (vashista decodeDense)`);
-        ours = timeBlock(runOurs, minReps);
+        ours = timeReps(runOurs, null, minReps, minSeconds);
         progress(`T=${T}: timing the peer (tfjs wasm, 3 ops)`);
-        theirs = timeBlock(runPeerCall, minReps);
+        theirs = timeReps(runPeerCall, null, minReps, minSeconds);
       }
       /* for reference only: the peer with K and V already in tensors (only q created per call) */
       progress(`T=${T}: timing the peer with resident K, V (reference)`);
@@ -348,7 +299,7 @@ export async function runPeer(a) {
       const vt = tf.tensor2d(V, [T, dv], 'float32');
       let resident;
       try {
-        resident = timeBlock((rep) => peerAttentionResident(tf, kt, vt, qs[rep % STEPS], d, scale), minReps);
+        resident = timeReps((rep) => peerAttentionResident(tf, kt, vt, qs[rep % STEPS], d, scale), null, minReps, minSeconds);
       } finally {
         kt.dispose();
         vt.dispose();
@@ -378,8 +329,7 @@ export async function runPeer(a) {
       cache?.free();
     }
   }
-  progress('');
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  endProgress();
   return {
     command: 'bench:peer',
     runtime: `node ${process.versions.node}`,
@@ -405,17 +355,12 @@ export async function runPeer(a) {
   };
 }
 
-async function main() {
-  const a = parseArgs(process.argv.slice(2));
-  if (a.help) {
-    console.log('usage: npm run bench:peer -- [--T 4K,16K,32K,128K,256K] [--d N --dv N] [--workload needle|gap|uniform] [--seed N]\n  [--reps N] [--min-seconds X] [--interleave] [--isa wasmsimd|scalar] [--json]');
-    return;
-  }
+const USAGE =
+  'usage: npm run bench:peer -- [--T 4K,16K,32K,128K,256K] [--d N --dv N] [--workload needle|gap|uniform] [--seed N]\n  [--reps N] [--min-seconds X] [--interleave] [--isa wasmsimd|scalar] [--json]';
+
+async function main(a) {
   const report = await runPeer(a);
-  if (a.json) {
-    console.log(JSON.stringify(report, null, 2));
-    return;
-  }
+  if (a.json) return printJson(report);
   const { peer: pr, workload: w } = report;
   console.log(`vashista bench:peer (node ${process.versions.node}): vashista ${report.version} isa ${report.isa} vs TensorFlow.js ${pr.tfjs_core} backend '${pr.backend}' (tfjs-backend-wasm ${pr.tfjs_backend_wasm})`);
   console.log(`peer binary: ${pr.binary} (SIMD ${pr.simd ? 'yes' : 'no'}, threads ${pr.threads ? 'yes' : 'no'}, ${pr.threads_count} thread${pr.threads_count === 1 ? '' : 's'}), read from ${pr.binary_path}`);
@@ -443,16 +388,4 @@ async function main() {
 }
 
 /* Run as a script (not when imported). */
-let invoked = '';
-try {
-  invoked = process.argv[1] ? realpathSync(process.argv[1]) : '';
-} catch {
-  invoked = '';
-}
-if (invoked === realpathSync(fileURLToPath(import.meta.url))) {
-  main().catch((e) => {
-    console.error(`bench:peer: ${e.message}`);
-    process.exitCode = 1;
-  });
-}
-
+runIfMain(import.meta.url, 'bench:peer', main, { usage: USAGE, switches: SWITCHES });

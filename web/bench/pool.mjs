@@ -26,50 +26,10 @@ import { performance } from 'node:perf_hooks';
 
 import { init } from '../src/index.js';
 import { createPool } from '../src/pool.js';
+import { endProgress, parseCounts, printJson, progress, runMain, timeRepsAsync } from './common.mjs';
 
 const STEPS = 16;
 const CHUNK = 4096;
-
-function parseArgs(argv) {
-  const a = {};
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    if (!k.startsWith('--')) throw new Error(`unexpected argument ${k}`);
-    const name = k.slice(2);
-    if (name === 'json' || name === 'help') a[name] = true;
-    else if (i + 1 < argv.length) a[name] = argv[++i];
-    else throw new Error(`${k} needs a value`);
-  }
-  return a;
-}
-
-function parseCount(s) {
-  const m = /^(\d+)([KkMm]?)$/.exec(s.trim());
-  if (!m) throw new Error(`bad count '${s}'`);
-  return Number(m[1]) * (m[2] === '' ? 1 : /k/i.test(m[2]) ? 1024 : 1024 * 1024);
-}
-
-function median(xs) {
-  const s = [...xs].sort((x, y) => x - y);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-/* bench.mjs's rule, for sync or async runs: warm-up, then until (>= minReps and >= minTime) or (>= 5 and >= 5 s). */
-async function timeReps(run, minReps, minTime) {
-  await run(0);
-  const t = [];
-  let total = 0;
-  for (;;) {
-    const t0 = performance.now();
-    await run(t.length);
-    const dt = (performance.now() - t0) / 1e3;
-    t.push(dt);
-    total += dt;
-    if ((t.length >= minReps && total >= minTime) || (t.length >= 5 && total >= 5) || t.length >= 100000) break;
-  }
-  return { medianMs: 1e3 * median(t), minMs: 1e3 * Math.min(...t), reps: t.length };
-}
 
 function bitEqual(a, b) {
   if (a.length !== b.length) return false;
@@ -78,18 +38,14 @@ function bitEqual(a, b) {
   return x.every((v, i) => v === y[i]);
 }
 
-async function main() {
-  const a = parseArgs(process.argv.slice(2));
-  if (a.help) {
-    console.log(
-      'usage: npm run bench:pool -- [--T 32K,128K] [--heads 32 --kv-heads 8 --d 128 --dv 128] [--workers 1,2]\n' +
-        '  [--workload needle|gap|uniform] [--page-size S] [--pages P --candidates Kc --routing flat|tree --solver softmax|eg|fw]\n' +
-        '  [--reps 15] [--min-time 0.3] [--json]',
-    );
-    return;
-  }
+const USAGE =
+  'usage: npm run bench:pool -- [--T 32K,128K] [--heads 32 --kv-heads 8 --d 128 --dv 128] [--workers 1,2]\n' +
+  '  [--workload needle|gap|uniform] [--page-size S] [--pages P --candidates Kc --routing flat|tree --solver softmax|eg|fw]\n' +
+  '  [--reps 15] [--min-time 0.3] [--json]';
+
+async function main(a) {
   const vs = await init();
-  const Ts = (a.T ?? '32K,128K').split(',').map(parseCount);
+  const Ts = parseCounts(a.T ?? '32K,128K');
   const heads = Number(a.heads ?? 32);
   const kvHeads = Number(a['kv-heads'] ?? 8);
   const d = Number(a.d ?? 128);
@@ -102,9 +58,6 @@ async function main() {
   const options = {};
   for (const [flag, key] of [['pages', 'pages'], ['candidates', 'candidates']]) if (a[flag] !== undefined) options[key] = Number(a[flag]);
   for (const key of ['routing', 'solver']) if (a[key] !== undefined) options[key] = a[key];
-  const progress = (s) => {
-    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`);
-  };
 
   const results = [];
   let pageSize = 0;
@@ -123,8 +76,8 @@ async function main() {
     const refDense = cache.decodeDense(qs[0]);
     const refSparse = cache.decode(qs[0], options);
     progress(`T=${T}: timing one cache`);
-    const cDense = await timeReps((i) => cache.decodeDense(qs[i % STEPS]), minReps, minTime);
-    const cSparse = await timeReps((i) => cache.decode(qs[i % STEPS], options), minReps, minTime);
+    const cDense = await timeRepsAsync((i) => cache.decodeDense(qs[i % STEPS]), null, minReps, minTime);
+    const cSparse = await timeRepsAsync((i) => cache.decode(qs[i % STEPS], options), null, minReps, minTime);
     cache.free();
     runs.push({ label: 'cache', workers: 0, fill_s: fillCache, dense_ms: cDense.medianMs, sparse_ms: cSparse.medianMs,
       dense_min_ms: cDense.minMs, sparse_min_ms: cSparse.minMs, dense_reps: cDense.reps, sparse_reps: cSparse.reps });
@@ -144,8 +97,8 @@ async function main() {
         const sparse = await pool.decode(qs[0], options);
         identical &&= bitEqual(dense, refDense) && bitEqual(sparse.output, refSparse.output) && JSON.stringify(sparse.diagnostics) === JSON.stringify(refSparse.diagnostics);
         progress(`T=${T}: timing a pool of ${w}`);
-        const pDense = await timeReps((i) => pool.decodeDense(qs[i % STEPS]), minReps, minTime);
-        const pSparse = await timeReps((i) => pool.decode(qs[i % STEPS], options), minReps, minTime);
+        const pDense = await timeRepsAsync((i) => pool.decodeDense(qs[i % STEPS]), null, minReps, minTime);
+        const pSparse = await timeRepsAsync((i) => pool.decode(qs[i % STEPS], options), null, minReps, minTime);
         runs.push({ label: `pool ${w}`, workers: w, fill_s: fill, dense_ms: pDense.medianMs, sparse_ms: pSparse.medianMs,
           dense_min_ms: pDense.minMs, sparse_min_ms: pSparse.minMs, dense_reps: pDense.reps, sparse_reps: pSparse.reps });
       } finally {
@@ -158,18 +111,14 @@ async function main() {
     }
     results.push({ T, cache_bytes: T * kvHeads * (d + dv) * 4, bit_identical: identical, runs });
   }
-  progress('');
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  endProgress();
 
   const report = {
     command: 'bench:pool', runtime: `node ${process.versions.node}`, version: vs.version, isa: vs.isa, cpus: availableParallelism(),
     workload: { kind, heads, kv_heads: kvHeads, head_dim: d, value_dim: dv, page_size: pageSize },
     options: { ...vs.decodeDefaults, ...options }, min_reps: minReps, min_time_s: minTime, results,
   };
-  if (a.json) {
-    console.log(JSON.stringify(report, null, 2));
-    return;
-  }
+  if (a.json) return printJson(report);
   const o = report.options;
   console.log(`vashista bench:pool (node ${process.versions.node}, ${report.cpus} cpus): isa ${vs.isa}, workload ${kind}, heads ${heads}/${kvHeads}, d ${d}, dv ${dv}, page ${pageSize}`);
   console.log(`sparse: solver ${o.solver}, routing ${o.routing}, pages ${o.pages}, candidates ${o.candidates}; times are medians (ms) through the JS API; speedup vs one cache`);
@@ -183,7 +132,4 @@ async function main() {
   console.log('\nfill s: appending every token (cache: the workload generated in place; pools: generated here, split and posted in 4096-token appends).');
 }
 
-main().catch((e) => {
-  console.error(`bench:pool: ${e.message}`);
-  process.exitCode = 1;
-});
+runMain('bench:pool', main, { usage: USAGE });

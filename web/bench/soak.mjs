@@ -35,6 +35,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 
 import { init } from '../src/index.js';
+import { parseArgs } from './common.mjs';
 
 const CHUNK = 16384;
 
@@ -321,16 +322,7 @@ export function formatReport(r) {
 }
 
 async function main() {
-  const argv = process.argv.slice(2);
-  const a = {};
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    if (!k.startsWith('--')) throw new Error(`unexpected argument ${k}`);
-    const name = k.slice(2);
-    if (['json', 'help', 'quiet'].includes(name)) a[name] = true;
-    else if (i + 1 < argv.length) a[name] = argv[++i];
-    else throw new Error(`${k} needs a value`);
-  }
+  const a = parseArgs(process.argv.slice(2), ['json', 'help', 'quiet']);
   if (a.help) {
     console.log(
       'usage: npm run soak -- [--tokens 1M] [--decodes 100K] [--heads 2 --kv-heads 1 --d 64 --dv 64] [--page S]\n' +

@@ -466,25 +466,20 @@ test('pool: close() waits for earlier calls, then terminates the workers', { tim
   await other[Symbol.asyncDispose]();
   assert.equal(other.closed, true);
 
-  /* a process that closes its pool exits by itself; the workers really are gone */
+  /* a process that closes its pool exits by itself: live workers would keep its
+     event loop alive until the timeout (process-wide thread counts were tried
+     and are not a stable signal: V8 and libuv start threads of their own) */
   const script = `
     import { createPool } from ${JSON.stringify(new URL('../src/pool.js', import.meta.url).href)};
-    const before = Number((await import('node:fs')).readFileSync('/proc/self/status', 'utf8').match(/Threads:\\s+(\\d+)/)?.[1] ?? 0);
     const pool = await createPool({ heads: 4, kvHeads: 2, headDim: 8, workers: 2 });
     await pool.append(new Float32Array(2 * 8 * 3), new Float32Array(2 * 8 * 3));
     await pool.decode(new Float32Array(4 * 8));
-    const during = Number((await import('node:fs')).readFileSync('/proc/self/status', 'utf8').match(/Threads:\\s+(\\d+)/)?.[1] ?? 0);
     await pool.close();
-    const after = Number((await import('node:fs')).readFileSync('/proc/self/status', 'utf8').match(/Threads:\\s+(\\d+)/)?.[1] ?? 0);
-    console.log(JSON.stringify({ before, during, after }));
+    console.log('closed');
   `;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30000 });
-  assert.equal(child.status, 0, `the process did not exit cleanly (signal ${child.signal}):\n${child.stderr}`);
-  const threads = JSON.parse(child.stdout.trim().split('\n').pop());
-  if (threads.before > 0) {
-    assert.ok(threads.during >= threads.before + 2, `threads ${JSON.stringify(threads)}`);
-    assert.ok(threads.after <= threads.during - 2, `threads ${JSON.stringify(threads)}`);
-  }
+  assert.equal(child.status, 0, `the process did not exit by itself (signal ${child.signal}):\n${child.stderr}`);
+  assert.equal(child.stdout.trim(), 'closed');
 });
 
 /* npm with no way to reach a registry (as test/pack.test.js). */
