@@ -676,17 +676,14 @@ static int project_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
    Leaves the routed pages in ws.page_list[0..*nroute) and the candidates'
    token positions in ws.cand[0..diag->candidates) (indices into tok_index).
    *ref_norm: the norm the tolerance compares error_bound with. */
-static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh,
-                       float scale, size_t P, size_t Kc, const vs_decode_options *o,
-                       float eps_k, float tol_k, float *out, vs_head_diag *dg, uint32_t *nroute,
-                       double *ref_norm) {
+/* Routes query qr (of KV head g) to sink + top-P middle pages by bound +
+   recent pages: ws.page_list[0..return), increasing; leaves the bound arrays
+   the certificate reads (flat: ws.bound; tree: ws.nbound, ws.xbound). */
+static uint32_t route(vs_cache *c, const vs_kernels *K, uint32_t g, const float *qr, float scale,
+                      size_t P, const vs_decode_options *o) {
     vs_scratch *w = &c->ws;
-    const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim, S = c->cfg.page_size;
-    const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads), np = c->npages, T = c->length;
-    const double qk_abs = query_key_abs(c, qh, g), ds = score_error(c, scale, qk_abs);
-    const float *vnorm = c->vnorm + (size_t)g * c->page_cap;
-
-    /* route: sink + top-P of the middle pages by bound + recent */
+    const uint32_t d = c->cfg.head_dim, np = c->npages;
+    const float *qh = qr;
     const uint32_t sink = o->sink_pages < np ? o->sink_pages : np;
     const uint32_t recent = o->recent_pages < np - sink ? o->recent_pages : np - sink;
     const uint32_t mid = np - sink - recent, F = VS_NODE_PAGES, nn = (np + F - 1) / F;
@@ -730,6 +727,28 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
         w->r_nx = nx;
     }
     for (uint32_t p = np - recent; p < np; p++) w->page_list[nr++] = p;
+    return nr;
+}
+
+/* Attention of query head h over the nr pages routed in ws (by its own query,
+   or by its group's shared one): exact scores, top-Kc candidates, the solver,
+   and the certificate. `ds_route` bounds the rounding of the routing bounds
+   and `shift` how far they may lie below head h's own (0 when h routed
+   itself). Leaves the candidates' positions in ws.cand[0..diag->candidates)
+   (indices into tok_index). *ref_norm: the norm the tolerance compares
+   error_bound with. */
+static int attend(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh, float scale,
+                  size_t Kc, const vs_decode_options *o, float eps_k, float tol_k, uint32_t nr,
+                  double ds_route, double shift, float *out, vs_head_diag *dg, double *ref_norm) {
+    vs_scratch *w = &c->ws;
+    const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim, S = c->cfg.page_size;
+    const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads), np = c->npages, T = c->length;
+    const double qk_abs = query_key_abs(c, qh, g), ds = score_error(c, scale, qk_abs);
+    const float *vnorm = c->vnorm + (size_t)g * c->page_cap;
+    const uint32_t sink = o->sink_pages < np ? o->sink_pages : np;
+    const uint32_t recent = o->recent_pages < np - sink ? o->recent_pages : np - sink;
+    /* routing bounds, raised to bound head h's own: their rounding beyond h's, and the shift */
+    const double extra = shift + (ds_route > ds ? ds_route - ds : 0.0);
 
     /* select: exact scores of the routed tokens, then the top Kc */
     size_t nt = 0;
@@ -746,8 +765,7 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     } else {
         nc = K->topk(w->tok_score, nt, Kc, w->topk, w->cand);
     }
-    *nroute = nr;
-    if (o->solver != VS_SOLVER_SOFTMAX)
+    if (o->solver != VS_SOLVER_SOFTMAX) /* (it bounds the unrouted tokens for its own query) */
         return project_head(c, K, h, qh, scale, o, eps_k, tol_k, nr, nt, nc, out, dg, ref_norm);
 
     /* solve: softmax over the candidates */
@@ -807,21 +825,29 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     const double lZ = log(Z / (kappa * (1 + gz)));
     double lR = -INFINITY;
     if (nrn) lR = log_add(lR, log(s_rn * kappa / (1 - gz) + nrn * drop));
+    /* the routed-but-not-candidate scores are head h's own; the unrouted
+       groups' bounds are the routing's, raised by `extra` (0 unless shared) */
+    double max_off_u = -INFINITY;
     for (int i = 0; i < ng; i++) {
         off_group *o2 = &grp[i];
-        if (o2->last < o2->n && o2->b[o2->last] != -INFINITY) { /* a partial page or node */
-            const float lb = o2->b[o2->last];
+        float lb = -INFINITY; /* a partial page or node, weighed by its own count */
+        if (o2->last < o2->n && o2->b[o2->last] != -INFINITY) {
+            lb = o2->b[o2->last];
             o2->b[o2->last] = -INFINITY;
             o2->nu--;
-            lR = log_add(lR, log(o2->last_n) + ((double)lb - m) + ds + 1e-9);
-            max_off = lb > max_off ? lb : max_off;
+            lR = log_add(lR, log(o2->last_n) + ((double)lb - m) + ds + extra + 1e-9);
+            max_off_u = fmax(max_off_u, (double)lb + extra);
         }
         if (o2->nu) {
             const float M_u = K->max(o2->b, o2->n);
             const double s_u = K->exp_sum(o2->b, o2->n, M_u);
             lR = log_add(lR, log(o2->wt * (s_u * kappa / (1 - gz) + o2->nu * drop)) +
-                                 ((double)M_u - m));
-            max_off = M_u > max_off ? M_u : max_off;
+                                 ((double)M_u - m) + extra);
+            max_off_u = fmax(max_off_u, (double)M_u + extra);
+        }
+        if (lb != -INFINITY) { /* put it back: a shared routing serves the next head too */
+            o2->b[o2->last] = lb;
+            o2->nu++;
         }
     }
     const double rho = lR == -INFINITY ? 0.0 : 1.0 / (1.0 + exp(lZ - lR));
@@ -834,7 +860,7 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     double ent = 0;
     for (size_t i = 0; i < nc; i++) ent += (double)w->w[i] * ((double)w->cs[i] - m);
     const double H = log((double)Z) - ent / Z;
-    const double gap = nc == T ? INFINITY : (double)cmin - max_off - 2 * ds;
+    const double gap = nc == T ? INFINITY : (double)cmin - fmax((double)max_off, max_off_u) - 2 * ds;
 
     dg->routed_pages = nr;
     dg->candidates = (uint32_t)nc;
@@ -850,6 +876,16 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     dg->face_size = (uint32_t)nc;
     *ref_norm = onorm;
     return VS_OK;
+}
+
+/* Routing and attention of query head h by its own query. */
+static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh, float scale,
+                       size_t P, size_t Kc, const vs_decode_options *o, float eps_k, float tol_k,
+                       float *out, vs_head_diag *dg, uint32_t *nroute, double *ref_norm) {
+    const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads);
+    *nroute = route(c, K, g, qh, scale, P, o);
+    const double ds = score_error(c, scale, query_key_abs(c, qh, g));
+    return attend(c, K, h, qh, scale, Kc, o, eps_k, tol_k, *nroute, ds, 0.0, out, dg, ref_norm);
 }
 
 /* Dense decode of one head, with the diagnostics of a fallback. */
