@@ -57,7 +57,8 @@ void vs_scratch_free(vs_scratch *w) {
     void *all[] = {w->bound, w->page_list, w->tok_score, w->tok_index,
                    w->cand,  w->w,         w->cs,        (void *)w->rows, w->topk,
                    w->acc,   w->hm,        w->hl,        (void *)w->krows, w->alpha,
-                   w->mu,    w->adj,       w->point,     w->resid,     w->solve_work,
+                   w->mu,    w->adj,       w->point,     w->resid,     w->qmean,  w->btmp,
+                   w->solve_work,
                    w->nsumm, w->nvnorm,    w->nbound,    w->node_list, w->xbound,  w->xpage,
                    w->sel_tokens, w->sel_pages, w->sel_ntok, w->sel_npage, w->sel_dense};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vs_dealloc(all[i]);
@@ -122,6 +123,8 @@ static int ensure_scratch(vs_cache *c, scratch_need need) {
         {(void **)&n.adj, vs_mul_sat(n.cap_cand, sizeof(double))},
         {(void **)&n.point, d * sizeof(double)},
         {(void **)&n.resid, d * sizeof(float)},
+        {(void **)&n.qmean, d * sizeof(float)},
+        {(void **)&n.btmp, vs_mul_sat(n.cap_pages, sizeof(float))},
         {&n.solve_work, vs_solve_work_bytes(n.cap_cand, d)},
         {(void **)&n.nsumm, vs_mul_sat(vs_mul_sat(G * 2 * d, n.cap_nodes), sizeof(uint16_t))},
         {(void **)&n.nvnorm, vs_mul_sat(vs_mul_sat(G, n.cap_nodes), sizeof(float))},
@@ -292,7 +295,8 @@ int vs_decode_dense(vs_cache *c, const float *q, size_t q_count, float scale, fl
 
 static int check_options(const vs_decode_options *o) {
     if (o->pages == 0 || o->candidates == 0 || o->widen < 2) return VS_E_OPTION;
-    if (o->solver > VS_SOLVER_FW || o->routing > VS_ROUTING_TREE) return VS_E_OPTION;
+    if (o->solver > VS_SOLVER_FW || o->routing > VS_ROUTING_TREE || o->share_routing > 1)
+        return VS_E_OPTION;
     if (!(o->tolerance >= 0.0f) || !isfinite(o->tolerance)) return VS_E_OPTION;
     if (!(o->scale >= 0.0f) || !isfinite(o->scale)) return VS_E_OPTION;
     if (o->solver != VS_SOLVER_SOFTMAX) { /* checked even for fw, which ignores eps */
@@ -348,17 +352,19 @@ void vs_decode_options_default(vs_decode_options *o) {
        6x), with the same candidates found (README); flat bounds are tighter */
     o->routing = VS_ROUTING_TREE;
     o->expand = 0;
+    o->share_routing = 0;
 }
 
 /* Nodes expanded by tree routing: `expand`, or by default enough for 2P
-   pages and never fewer than 16 nodes: with 8, `vashista eval --T 128K
-   --routing tree --expand 8` missed 10 of 400 needles; with 16, none of
-   800 at 128K nor of 160 at 1M (README). */
+   pages and never fewer than VS_EXPAND_MIN (32) nodes: with 8, `vashista
+   eval --T 128K --routing tree --expand 8` missed 10 of 400 needles; with
+   16, `vashista bench --T 1M --heads 32 --kv-heads 8` missed 2 of 2048; with
+   32, none (README). */
 static size_t tree_expand(const vs_decode_options *o, size_t P) {
     if (o->expand) return o->expand;
     const size_t half = VS_NODE_PAGES / 2;
     const size_t e = P / half + (P % half ? 1 : 0); /* ceil(2P / VS_NODE_PAGES), without wrapping */
-    return e > 16 ? e : 16;
+    return e > VS_EXPAND_MIN ? e : VS_EXPAND_MIN;
 }
 
 static float bf16f(uint16_t h) {
@@ -734,12 +740,13 @@ static uint32_t route(vs_cache *c, const vs_kernels *K, uint32_t g, const float 
    or by its group's shared one): exact scores, top-Kc candidates, the solver,
    and the certificate. `ds_route` bounds the rounding of the routing bounds
    and `shift` how far they may lie below head h's own (0 when h routed
-   itself). Leaves the candidates' positions in ws.cand[0..diag->candidates)
+   itself); `keep`: leave the routing's bound arrays as they are (shared). Leaves the candidates' positions in ws.cand[0..diag->candidates)
    (indices into tok_index). *ref_norm: the norm the tolerance compares
    error_bound with. */
 static int attend(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh, float scale,
                   size_t Kc, const vs_decode_options *o, float eps_k, float tol_k, uint32_t nr,
-                  double ds_route, double shift, float *out, vs_head_diag *dg, double *ref_norm) {
+                  double ds_route, double shift, int keep, float *out, vs_head_diag *dg,
+                  double *ref_norm) {
     vs_scratch *w = &c->ws;
     const uint32_t d = c->cfg.head_dim, dv = c->cfg.value_dim, S = c->cfg.page_size;
     const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads), np = c->npages, T = c->length;
@@ -830,24 +837,21 @@ static int attend(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh,
     double max_off_u = -INFINITY;
     for (int i = 0; i < ng; i++) {
         off_group *o2 = &grp[i];
-        float lb = -INFINITY; /* a partial page or node, weighed by its own count */
-        if (o2->last < o2->n && o2->b[o2->last] != -INFINITY) {
-            lb = o2->b[o2->last];
-            o2->b[o2->last] = -INFINITY;
+        float *b = o2->b; /* exp_sum overwrites it: a shared routing's serves later heads too */
+        if (keep) b = memcpy(w->btmp, o2->b, o2->n * sizeof(float));
+        if (o2->last < o2->n && b[o2->last] != -INFINITY) { /* a partial page or node */
+            const float lb = b[o2->last];
+            b[o2->last] = -INFINITY;
             o2->nu--;
             lR = log_add(lR, log(o2->last_n) + ((double)lb - m) + ds + extra + 1e-9);
             max_off_u = fmax(max_off_u, (double)lb + extra);
         }
         if (o2->nu) {
-            const float M_u = K->max(o2->b, o2->n);
-            const double s_u = K->exp_sum(o2->b, o2->n, M_u);
+            const float M_u = K->max(b, o2->n);
+            const double s_u = K->exp_sum(b, o2->n, M_u);
             lR = log_add(lR, log(o2->wt * (s_u * kappa / (1 - gz) + o2->nu * drop)) +
                                  ((double)M_u - m) + extra);
             max_off_u = fmax(max_off_u, (double)M_u + extra);
-        }
-        if (lb != -INFINITY) { /* put it back: a shared routing serves the next head too */
-            o2->b[o2->last] = lb;
-            o2->nu++;
         }
     }
     const double rho = lR == -INFINITY ? 0.0 : 1.0 / (1.0 + exp(lZ - lR));
@@ -885,7 +889,8 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
     const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads);
     *nroute = route(c, K, g, qh, scale, P, o);
     const double ds = score_error(c, scale, query_key_abs(c, qh, g));
-    return attend(c, K, h, qh, scale, Kc, o, eps_k, tol_k, *nroute, ds, 0.0, out, dg, ref_norm);
+    return attend(c, K, h, qh, scale, Kc, o, eps_k, tol_k, *nroute, ds, 0.0, 0, out, dg,
+                  ref_norm);
 }
 
 /* Dense decode of one head, with the diagnostics of a fallback. */
@@ -968,19 +973,51 @@ int vs_decode(vs_cache *c, const float *q, size_t q_count, const vs_decode_optio
     w->sel_valid = 0;
     vs_decode_options wide = o;
     wide.routing = VS_ROUTING_FLAT;
+    wide.share_routing = 0;
+    const uint32_t group = c->cfg.heads / c->cfg.kv_heads;
+    const int share = o.share_routing && group > 1;
+    uint32_t shared_nr = 0;
+    int shared_valid = 0;
+    double shared_ds = 0;
+    float *qm = w->qmean;
     for (uint32_t h = 0; h < c->cfg.heads; h++) {
         const float *qh = q + (size_t)h * d;
         float *oh = out + (size_t)h * dv;
         vs_head_diag dg;
         uint32_t nr;
         double ref;
-        st = sparse_head(c, K, h, qh, sc, o.pages, o.candidates, &o, eps_k, tol_k, oh, &dg, &nr, &ref);
+        if (share) {
+            const uint32_t g = h / group;
+            const float *qg = q + (size_t)g * group * d;
+            if (h % group == 0 || !shared_valid) { /* route once per KV head */
+                for (uint32_t j = 0; j < d; j++) {
+                    float sum = 0.0f;
+                    for (uint32_t k = 0; k < group; k++) sum += qg[(size_t)k * d + j];
+                    qm[j] = sum / (float)group;
+                }
+                shared_nr = route(c, K, g, qm, sc, o.pages, &o);
+                shared_ds = score_error(c, sc, query_key_abs(c, qm, g));
+                shared_valid = 1;
+            }
+            /* |u_p(q_h) - u_p(q_m)| <= scale sum_j |q_h,j - q_m,j| kabs_j for any box in the cache */
+            const float *kabs = c->kabs + (size_t)g * d;
+            double shift = 0;
+            for (uint32_t j = 0; j < d; j++) shift += fabs((double)qh[j] - qm[j]) * kabs[j];
+            shift *= sc * (1 + 1e-12);
+            nr = shared_nr;
+            st = attend(c, K, h, qh, sc, o.candidates, &o, eps_k, tol_k, nr, shared_ds, shift, 1,
+                        oh, &dg, &ref);
+        } else {
+            st = sparse_head(c, K, h, qh, sc, o.pages, o.candidates, &o, eps_k, tol_k, oh, &dg,
+                             &nr, &ref);
+        }
         const double tol = o.tolerance;
         if (!st && tol > 0 && dg.error_bound > tol * ref) {
             /* the retry spends more to certify: flat routing, whose page bounds
                are tighter than a node's */
             st = sparse_head(c, K, h, qh, sc, Pmax, Kmax, &wide, eps_k, tol_k, oh, &dg, &nr, &ref);
             dg.fallback = VS_FALLBACK_WIDENED;
+            shared_valid = 0; /* the retry routed over the shared routing's arrays */
             if (!st && dg.error_bound > tol * ref) {
                 if (proj) {
                     st = sparse_head(c, K, h, qh, sc, np, T, &o, eps_k, tol_k, oh, &dg, &nr, &ref);

@@ -61,6 +61,8 @@ typedef struct vs_scratch {
     double *adj;           /* [cap_cand] adjusted scores a_i in double */
     double *point;         /* [d] U alpha in double */
     float *resid;          /* [d] q - U alpha, rounded to float */
+    float *qmean;          /* [d] a KV head's mean query (share_routing) */
+    float *btmp;           /* [cap_pages] a copy of a routing bound array (exp_sum works in place) */
     void *solve_work;      /* vs_solve_work_bytes(cap_cand, d) */
     /* hierarchical routing: node n covers pages [n F, (n + 1) F), F = VS_NODE_PAGES */
     size_t cap_nodes;

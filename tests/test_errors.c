@@ -245,6 +245,13 @@ static void bad_calls(void) {
         CHECK_STATUS(vs_decode(c, q, H * D, &b, out, H * DV, diag, H), VS_E_OPTION);
     }
     same(c, s0, "decodes with an invalid routing");
+    /* share_routing: 0 or 1 */
+    for (size_t i = 0; i < sizeof bad_routing / sizeof bad_routing[0]; i++) {
+        vs_decode_options b = o;
+        b.share_routing = bad_routing[i];
+        CHECK_STATUS(vs_decode(c, q, H * D, &b, out, H * DV, diag, H), VS_E_OPTION);
+    }
+    same(c, s0, "decodes with an invalid share_routing");
     const uint32_t expands[] = {0, 1, 2, 1000, UINT32_MAX - 1, UINT32_MAX};
     for (uint32_t routing = VS_ROUTING_FLAT; routing <= VS_ROUTING_TREE; routing++)
         for (size_t i = 0; i < sizeof expands / sizeof expands[0]; i++) {

@@ -49,7 +49,7 @@
 
 #define NF VS_NODE_PAGES
 /* vashista.h: expand 0 means max(AUTO_EXPAND_MIN, ceil(2 P / VS_NODE_PAGES)) */
-#define AUTO_EXPAND_MIN 16
+#define AUTO_EXPAND_MIN VS_EXPAND_MIN
 static size_t auto_expand(size_t P) {
     const size_t e = (2 * P + NF - 1) / NF;
     return e > AUTO_EXPAND_MIN ? e : AUTO_EXPAND_MIN;
@@ -583,7 +583,7 @@ static void routing_semantics(vs_test_rng *r) {
         {3, 3, 7, 3, 8, 5000},  {1, 1, 5, 4, 1, 16 * 16 + 7}, {2, 2, 64, 16, 16, 9000},
         {1, 1, 3, 3, 3, 1000},
     };
-    /* E 0: automatic, max(16, ceil(2 P / 16)): 16, or 19 for P = 150 */
+    /* E 0: automatic, max(VS_EXPAND_MIN, ceil(2 P / 16)) */
     static const uint32_t Es[] = {1, 2, 3, 5, 0}, Ps[] = {1, 4, 17, 40, 150};
     static const uint32_t sr[][2] = {{0, 0}, {1, 1}, {2, 3}};
     int identical = 0, decodes = 0;
@@ -703,6 +703,7 @@ typedef struct cstats {
 } cstats;
 static cstats cst[NKIND];
 
+static int shared_heads; /* heads checked to route the pages of their group's shared routing */
 static void cert_trial(uint32_t kind, vs_test_rng *r) {
     static const uint32_t dims[] = {2, 8, 16, 33, 64}, dvs[] = {1, 4, 16, 40};
     static const uint32_t pagesz[] = {1, 2, 4, 8, 16};
@@ -724,11 +725,17 @@ static void cert_trial(uint32_t kind, vs_test_rng *r) {
     o.sink_pages = (uint32_t)(vs_test_next(r) % 2);
     o.recent_pages = (uint32_t)(vs_test_next(r) % 3);
     if (vs_test_next(r) % 4 == 0) o.tolerance = 1e-3f;
+    /* grouped-query heads sharing one routing (by their mean query), tree or flat */
+    const int share = H > G && vs_test_next(r) % 2 == 0;
+    if (share) {
+        o.share_routing = 1;
+        if (vs_test_next(r) % 3 == 0) o.routing = VS_ROUTING_FLAT;
+    }
     const size_t np = ceil_div(T, S), nn = ceil_div(np, NF);
     const size_t sink = o.sink_pages < np ? o.sink_pages : np;
     const size_t recent = o.recent_pages < np - sink ? o.recent_pages : np - sink;
     const size_t E = o.expand ? o.expand : auto_expand(o.pages);
-    const int tree = np - sink - recent > o.pages && E < nn;
+    const int tree = o.routing == VS_ROUTING_TREE && np - sink - recent > o.pages && E < nn;
 
     float *out = xmalloc(sizeof(float) * H * dv);
     double *ref = xmalloc(sizeof(double) * H * dv), *wts = xmalloc(sizeof(double) * H * T);
@@ -738,6 +745,22 @@ static void cert_trial(uint32_t kind, vs_test_rng *r) {
     CHECK_STATUS(vs_decode(m.c, m.q, (size_t)H * d, &o, out, (size_t)H * dv, dg, H), VS_OK);
     vs_ref_attention(m.k, m.v, T, H, G, d, dv, m.q, 0, ref, wts);
     cstats *s = &cst[kind];
+    if (share) { /* the heads of a KV head that kept the shared routing routed the same pages */
+        uint32_t *pa = xmalloc(sizeof(uint32_t) * np), *pb = xmalloc(sizeof(uint32_t) * np);
+        const uint32_t group = H / G;
+        for (uint32_t h = 0; h < H; h++) {
+            const uint32_t h0 = h / group * group;
+            if (h == h0 || dg[h].fallback != VS_FALLBACK_NONE || dg[h0].fallback != VS_FALLBACK_NONE)
+                continue;
+            size_t na, nb;
+            CHECK_STATUS(vs_decode_routed_pages(m.c, h0, pa, np, &na), VS_OK);
+            CHECK_STATUS(vs_decode_routed_pages(m.c, h, pb, np, &nb), VS_OK);
+            CHECK(na == nb && memcmp(pa, pb, na * sizeof *pa) == 0,
+                  "shared routing: head %u routed other pages than head %u", h, h0);
+            shared_heads++;
+        }
+        free(pa), free(pb);
+    }
     for (uint32_t h = 0; h < H; h++) {
         size_t nc;
         CHECK_STATUS(vs_decode_candidates(m.c, h, cand, T, &nc), VS_OK);
@@ -901,6 +924,10 @@ static void certificate(vs_test_rng *r, int trials_per_kind) {
         worst = fmax(worst, s->worst);
     }
     CHECK(tree_heads >= trials_per_kind * NKIND / 2, "only %d tree-routed heads", tree_heads);
+    CHECK(shared_heads >= trials_per_kind * NKIND / 8, "only %d heads used a shared routing",
+          shared_heads);
+    printf("  certificate: %d heads used their group's shared routing (share_routing)\n",
+           shared_heads);
     teeth(r, 40);
     /* teeth: a bound 0.3x as large would have been violated */
     CHECK(teeth_over >= teeth_heads / 2 && teeth_rho_over >= teeth_heads / 2,

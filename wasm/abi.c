@@ -41,6 +41,7 @@
     X(offsetof(vs_decode_options, solver_tol))             \
     X(offsetof(vs_decode_options, routing))                \
     X(offsetof(vs_decode_options, expand))                 \
+    X(offsetof(vs_decode_options, share_routing))          \
     X(sizeof(vs_head_diag))                                \
     X(offsetof(vs_head_diag, routed_pages))                \
     X(offsetof(vs_head_diag, candidates))                  \

@@ -205,6 +205,19 @@ size_t gv_cases(gv_case *out) {
     c.opt.solver = VS_SOLVER_EG;
     c.opt.tolerance = 1e-2f;
     out[n++] = c;
+    /* GQA heads sharing one routing per KV head (tree and flat, softmax and eg, the ladder) */
+    c = gv_make("share_tree_needle_gqa6x2", VS_WL_NEEDLE, 1600, 6, 2, 12, 4, 4, 42);
+    gv_opts(&c, 4, 24, 1, 1);
+    c.opt.routing = VS_ROUTING_TREE;
+    c.opt.expand = 3;
+    c.opt.share_routing = 1;
+    out[n++] = c;
+    c = gv_make("share_flat_gap_gqa4x1_eg", VS_WL_GAP, 900, 4, 1, 8, 4, 8, 43);
+    gv_opts(&c, 3, 16, 1, 1);
+    c.opt.share_routing = 1;
+    c.opt.solver = VS_SOLVER_EG;
+    c.opt.tolerance = 0.5f;
+    out[n++] = c;
     /* projection solvers: planted faces, needles, GQA, and their tolerance ladder */
     c = gv_make("eg_gap_d16", VS_WL_GAP, 900, 1, 1, 16, 8, 16, 32);
     c.wl.face = 4;
@@ -384,6 +397,7 @@ static void gv_header(const gv_case *c, size_t cand_total, uint32_t *h) {
     h[GV_W_SOLVER_TOL] = gv_fbits(c->opt.solver_tol);
     h[GV_W_ROUTING] = c->opt.routing;
     h[GV_W_EXPAND] = c->opt.expand;
+    h[GV_W_SHARE_ROUTING] = c->opt.share_routing;
     h[GV_W_CAND_TOTAL] = (uint32_t)cand_total;
     h[GV_W_DIAG_WORDS] = GV_DIAG_WORDS;
     h[GV_W_CHUNK] = c->chunk;
@@ -417,6 +431,7 @@ static void gv_case_of_header(const uint32_t *h, gv_case *c) {
     c->opt.solver_tol = gv_bitsf(h[GV_W_SOLVER_TOL]);
     c->opt.routing = h[GV_W_ROUTING];
     c->opt.expand = h[GV_W_EXPAND];
+    c->opt.share_routing = h[GV_W_SHARE_ROUTING];
     c->chunk = h[GV_W_CHUNK];
 }
 
@@ -493,7 +508,7 @@ static int gv_write_case(const char *dir, const gv_case *c, FILE *index, int fir
                 "     \"options\": {\"pages\": %u, \"candidates\": %u, \"sink_pages\": %u, "
                 "\"recent_pages\": %u, \"solver\": %u, \"widen\": %u, \"scale\": %.9g, "
                 "\"tolerance\": %.9g, \"eps\": %.9g, \"max_iter\": %u, \"solver_tol\": %.9g, "
-                "\"routing\": %u, \"expand\": %u},\n"
+                "\"routing\": %u, \"expand\": %u, \"share_routing\": %u},\n"
                 "     \"arrays\": {\"keys\": [%zu, %zu], \"values\": [%zu, %zu], \"queries\": [%zu, %zu], "
                 "\"dense\": [%zu, %zu], \"sparse\": [%zu, %zu], \"diag\": [%zu, %zu], "
                 "\"cand_count\": [%zu, %zu], \"cand\": [%zu, %zu], \"ref\": [%zu, %zu]}}",
@@ -503,7 +518,7 @@ static int gv_write_case(const char *dir, const gv_case *c, FILE *index, int fir
                 c->opt.candidates, c->opt.sink_pages, c->opt.recent_pages, c->opt.solver,
                 c->opt.widen, (double)c->opt.scale, (double)c->opt.tolerance, (double)c->opt.eps,
                 c->opt.max_iter, (double)c->opt.solver_tol, c->opt.routing, c->opt.expand,
-                L.keys, sz.keys,
+                c->opt.share_routing, L.keys, sz.keys,
                 L.values, sz.values, L.queries, sz.queries, L.dense, sz.out, L.sparse, sz.out,
                 L.diag, sz.diag_words, L.cand_count, sz.heads, L.cand, o.cand_total, L.ref, sz.out);
     }

@@ -14,7 +14,7 @@
 
 /* ---- the format -------------------------------------------------------------- */
 #define GV_MAGIC 0x56475356u /* the bytes "VSGV" read as a little-endian uint32 */
-#define GV_VERSION 3u /* 2: solver options, face_size; 3: routing and expand */
+#define GV_VERSION 4u /* 2: solver options, face_size; 3: routing, expand; 4: share_routing */
 #define GV_HEADER_WORDS 64u
 #define GV_DIAG_WORDS 12u /* sizeof(vs_head_diag) / 4 */
 
@@ -31,7 +31,7 @@ enum {
     GV_W_HEAD_DIM, GV_W_VALUE_DIM, GV_W_PAGE_SIZE, GV_W_FACE, GV_W_NEEDLES, GV_W_MARGIN,
     GV_W_SEED_LO, GV_W_SEED_HI, GV_W_STEP, GV_W_PAGES, GV_W_CANDIDATES, GV_W_SINK_PAGES,
     GV_W_RECENT_PAGES, GV_W_SOLVER, GV_W_WIDEN, GV_W_SCALE, GV_W_TOLERANCE, GV_W_CAND_TOTAL,
-    GV_W_DIAG_WORDS, GV_W_CHUNK, GV_W_EPS, GV_W_MAX_ITER, GV_W_SOLVER_TOL, GV_W_ROUTING, GV_W_EXPAND, GV_W_COUNT
+    GV_W_DIAG_WORDS, GV_W_CHUNK, GV_W_EPS, GV_W_MAX_ITER, GV_W_SOLVER_TOL, GV_W_ROUTING, GV_W_EXPAND, GV_W_SHARE_ROUTING, GV_W_COUNT
 };
 
 typedef struct gv_case {

@@ -218,7 +218,7 @@ typedef struct args {
 /* Flags that take no value. */
 static int is_switch(const char *name) {
     return strcmp(name, "json") == 0 || strcmp(name, "help") == 0 || strcmp(name, "quiet") == 0 ||
-           strcmp(name, "per-trial") == 0;
+           strcmp(name, "per-trial") == 0 || strcmp(name, "share-routing") == 0;
 }
 
 static void parse_args(int argc, char **argv, args *a) {
@@ -430,6 +430,7 @@ static void check_workload(const vs_workload *w) {
 typedef struct dconfig {
     uint32_t S, P, Kc;
     uint32_t routing, expand; /* ROUTING_FROM_OPTIONS: --routing / --expand */
+    uint32_t share;           /* ROUTING_FROM_OPTIONS: --share-routing */
 } dconfig;
 
 #define ROUTING_FROM_OPTIONS UINT32_MAX
@@ -454,7 +455,8 @@ static size_t configs_from_args(args *a, dconfig *out) {
                 die_usage("--config: expected page:pages:candidates[:flat|:tree[E]][,...], e.g. "
                           "16:64:128,64:16:128:tree; got '%s'", s);
             if (n == MAX_CONFIGS) die_usage("--config: at most %d configurations", MAX_CONFIGS);
-            dconfig cf = {(uint32_t)S, (uint32_t)P, (uint32_t)K, ROUTING_FROM_OPTIONS, 0};
+            dconfig cf = {(uint32_t)S, (uint32_t)P, (uint32_t)K, ROUTING_FROM_OPTIONS, 0,
+                          ROUTING_FROM_OPTIONS};
             s += used;
             if (strncmp(s, ":flat", 5) == 0) {
                 cf.routing = VS_ROUTING_FLAT;
@@ -470,6 +472,10 @@ static size_t configs_from_args(args *a, dconfig *out) {
                 }
                 cf.expand = (uint32_t)E;
             }
+            if (strncmp(s, ":share", 6) == 0) {
+                cf.share = 1;
+                s += 6;
+            }
             out[n++] = cf;
             if (*s == ',') s++;
             else if (*s) die_usage("--config: unexpected '%s'", s);
@@ -482,6 +488,7 @@ static size_t configs_from_args(args *a, dconfig *out) {
     out[0].Kc = arg_u32(a, "candidates", def.candidates, 1, UINT32_MAX);
     out[0].routing = ROUTING_FROM_OPTIONS;
     out[0].expand = 0;
+    out[0].share = ROUTING_FROM_OPTIONS;
     return 1;
 }
 
@@ -497,6 +504,7 @@ static void apply_config(vs_decode_options *o, const dconfig *cf) {
         o->routing = cf->routing;
         o->expand = cf->expand;
     }
+    if (cf->share != ROUTING_FROM_OPTIONS) o->share_routing = cf->share;
 }
 
 static const char *routing_name(uint32_t r) { return r == VS_ROUTING_TREE ? "tree" : "flat"; }
@@ -522,6 +530,7 @@ static void options_from_args(args *a, vs_decode_options *o) {
         else die_usage("--routing: '%s' is not flat or tree", rt);
     }
     o->expand = arg_u32(a, "expand", o->expand, 0, UINT32_MAX);
+    o->share_routing = (uint32_t)arg_flag(a, "share-routing");
     o->sink_pages = arg_u32(a, "sink", o->sink_pages, 0, UINT32_MAX);
     o->recent_pages = arg_u32(a, "recent", o->recent_pages, 0, UINT32_MAX);
     o->widen = arg_u32(a, "widen", o->widen, 2, 1u << 20);
@@ -579,6 +588,7 @@ static void json_options(jw *j, const vs_decode_options *o, int with_sizes) {
     jw_num(j, "tolerance", o->tolerance);
     jw_str(j, "routing", routing_name(o->routing));
     jw_int(j, "expand", o->expand);
+    jw_int(j, "share_routing", o->share_routing);
     jw_num(j, "eps", o->eps); /* eg, fw */
     jw_int(j, "max_iter", o->max_iter);
     jw_num(j, "solver_tol", o->solver_tol);
@@ -656,7 +666,7 @@ static int cmd_info(args *a) {
            VS_DEFAULT_PAGE_SIZE, o.pages, o.candidates, o.sink_pages, o.recent_pages, o.widen,
            o.scale == 0 ? "1/sqrt(d)" : "custom", (double)o.tolerance, (double)o.eps, o.max_iter,
            (double)o.solver_tol, routing_name(o.routing), VS_NODE_PAGES,
-           o.expand ? "custom" : "max(16, ceil(2P/16))");
+           o.expand ? "custom" : "max(32, ceil(2P/16))");
     printf("limits:          dim <= %u, heads <= %u, page size <= %u, tokens <= %u\n", VS_MAX_DIM,
            VS_MAX_HEADS, VS_MAX_PAGE_SIZE, VS_MAX_TOKENS);
     printf("workloads:       gap margin %g (face %u), needle margin %g (%u needles), uniform\n",
@@ -682,13 +692,14 @@ static const char *help_bench =
     "\n"
     "options:\n"
     "  --T LIST            context lengths, e.g. 4096,131072 or 4K,128K,1M  [4K,32K,128K]\n"
-    "  --config LIST       page:pages:candidates[:flat|:tree[E]] configurations, e.g.\n"
+    "  --config LIST       page:pages:candidates[:flat|:tree[E]][:share] configurations, e.g.\n"
     "                      16:64:128,64:16:128:flat,64:16:128:tree8 (tree rows also report,\n"
     "                      untimed, how often tree routing picks flat routing's pages)\n"
     "  --page S --pages P --candidates Kc   one configuration   [library defaults]\n"
     "  --sink N --recent N --widen N --tolerance X --scale X    decode options\n"
     "  --solver softmax|eg|fw --eps X --max-iter N --solver-tol X  solver  [softmax]\n"
     "  --routing flat|tree --expand E   routing of configurations without a suffix  [tree]\n"
+    "  --share-routing     one routing per KV head (or the config suffix :share)\n"
     "  --d N --dv N --heads N --kv-heads N   shape   [128 128 1 heads]\n"
     "  --workload needle|gap|uniform [--margin X --face N --needles N --seed N]\n"
     "  --reps N            minimum timed repetitions  [15]\n"
@@ -863,6 +874,7 @@ static void compare_with_flat(bench_ctx *b) {
     uint32_t *tree_pages = xmalloc((size_t)b->w->heads * cap * sizeof *tree_pages);
     vs_decode_options flat = b->opt;
     flat.routing = VS_ROUTING_FLAT;
+    flat.share_routing = 0; /* the reference: every head routed by its own query */
     for (uint32_t step = 0; step < BENCH_STEPS; step++) {
         const float *q = b->q + (size_t)step * qn;
         check_status(vs_decode(b->cache, q, qn, &b->opt, b->out, on, b->diag, b->w->heads), "tree decode");
@@ -1032,6 +1044,8 @@ static int cmd_bench(args *a) {
             const uint32_t rt = r->cfg.routing == ROUTING_FROM_OPTIONS ? base.routing : r->cfg.routing;
             jw_str(&j, "routing", routing_name(rt));
             jw_int(&j, "expand", r->cfg.routing == ROUTING_FROM_OPTIONS ? base.expand : r->cfg.expand);
+            jw_int(&j, "share_routing",
+                   r->cfg.share == ROUTING_FROM_OPTIONS ? base.share_routing : r->cfg.share);
             jw_num(&j, "same_pages_as_flat",
                    rt == VS_ROUTING_TREE ? (double)s->same_as_flat / (double)s->flat_checked : NAN);
             jw_num(&j, "flat_pages_overlap",
@@ -1075,11 +1089,13 @@ static int cmd_bench(args *a) {
             char cfg[40], rec[16], fb[24], same[24];
             const uint32_t rt = r->cfg.routing == ROUTING_FROM_OPTIONS ? base.routing : r->cfg.routing;
             const uint32_t ex = r->cfg.routing == ROUTING_FROM_OPTIONS ? base.expand : r->cfg.expand;
+            const uint32_t sh = r->cfg.share == ROUTING_FROM_OPTIONS ? base.share_routing : r->cfg.share;
             if (rt == VS_ROUTING_TREE && ex)
-                snprintf(cfg, sizeof cfg, "%u:%u:%u:tree%u", r->cfg.S, r->cfg.P, r->cfg.Kc, ex);
+                snprintf(cfg, sizeof cfg, "%u:%u:%u:tree%u%s", r->cfg.S, r->cfg.P, r->cfg.Kc, ex,
+                         sh ? ":share" : "");
             else
-                snprintf(cfg, sizeof cfg, "%u:%u:%u%s", r->cfg.S, r->cfg.P, r->cfg.Kc,
-                         rt == VS_ROUTING_TREE ? ":tree" : "");
+                snprintf(cfg, sizeof cfg, "%u:%u:%u%s%s", r->cfg.S, r->cfg.P, r->cfg.Kc,
+                         rt == VS_ROUTING_TREE ? ":tree" : "", sh ? ":share" : "");
             if (s->wanted) snprintf(rec, sizeof rec, "%.1f%%", 100.0 * s->found / s->wanted);
             else snprintf(rec, sizeof rec, "-");
             snprintf(fb, sizeof fb, "%llu/%llu", (unsigned long long)s->fallback[1],
@@ -1143,7 +1159,7 @@ static const char *help_eval =
     "  --queries-per-seed N  [10]  --seed N  [1]  --margin X --face N --needles N\n"
     "  --config S:P:Kc  or  --page S --pages P --candidates Kc   [library defaults]\n"
     "  --sink N --recent N --widen N --tolerance X --scale X       decode options\n"
-    "  --routing flat|tree --expand E                              routing  [tree]\n"
+    "  --routing flat|tree --expand E --share-routing              routing  [tree]\n"
     "  --d N --dv N --heads N --kv-heads N  [128 128 1 heads]\n"
     "  --isa auto|scalar|avx2   --per-trial (JSON: one record per head and trial)\n"
     "  --json   --quiet\n";

@@ -186,6 +186,7 @@ enum vs_routing {
                             certificate by their own bounds, so it stays a guarantee. */
 };
 #define VS_NODE_PAGES 16 /* pages per routing node */
+#define VS_EXPAND_MIN 32 /* nodes tree routing expands at least, when expand is automatic */
 
 typedef struct vs_decode_options {
     uint32_t pages;        /* P: pages routed by bound, besides sink and recent pages; >= 1 */
@@ -207,7 +208,13 @@ typedef struct vs_decode_options {
                               duality gap, in score units, at which to stop; finite, > 0 */
     uint32_t routing;      /* enum vs_routing (default tree) */
     uint32_t expand;       /* tree: nodes expanded into pages; 0 means automatic:
-                              max(16, ceil(2 P / VS_NODE_PAGES)) */
+                              max(32, ceil(2 P / VS_NODE_PAGES)) (32 = VS_EXPAND_MIN) */
+    uint32_t share_routing; /* 0 or 1. 1: the query heads of a KV head share one routing, by
+                              their mean query q_m (grouped-query attention: one routing per
+                              KV head instead of per query head); each head still picks its
+                              own candidates by its own exact scores, and its certificate
+                              raises every routing bound by scale sum_j |q_j - q_m,j| kabs_j,
+                              so it stays a guarantee (looser the more the heads differ) */
 } vs_decode_options;
 
 /* Fills *options with the defaults (chosen by measurement, see README). */

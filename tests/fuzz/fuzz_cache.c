@@ -1206,13 +1206,13 @@ static void op_sparse(reader *r, shadow *s) {
 
     /* tree routing that expands every node (or routes every middle page) is
        flat routing, bit for bit; the first pass expands `expand` nodes, or
-       max(16, ceil(2 P / 16)) (vashista.h) */
+       max(VS_EXPAND_MIN, ceil(2 P / 16)) (vashista.h) */
     if (o.routing == VS_ROUTING_TREE) {
         const uint64_t npg = np, nn = (npg + VS_NODE_PAGES - 1) / VS_NODE_PAGES;
         const uint64_t sink = o.sink_pages < npg ? o.sink_pages : npg;
         const uint64_t recent = o.recent_pages < npg - sink ? o.recent_pages : npg - sink;
         const uint64_t autoE = (2 * (uint64_t)o.pages + VS_NODE_PAGES - 1) / VS_NODE_PAGES;
-        const uint64_t E = o.expand ? o.expand : autoE > 16 ? autoE : 16; /* vashista.h */
+        const uint64_t E = o.expand ? o.expand : autoE > VS_EXPAND_MIN ? autoE : VS_EXPAND_MIN;
         if (E >= nn || o.pages >= npg - sink - recent) {
             vs_decode_options flat = o;
             flat.routing = VS_ROUTING_FLAT;

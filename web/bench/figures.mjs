@@ -508,7 +508,7 @@ function figDecodeTime(data, meta) {
           'flat routing: a score bound for every page,',
           'then the top P pages.',
           'tree routing (the default): a bound for every',
-          'node of 16 pages, the top max(16, 2P/16) nodes',
+          'node of 16 pages, the top max(32, 2P/16) nodes',
           'expanded, the top P of their pages; the nodes',
           'not expanded are certified by their node bound',
           '(a guarantee still, but looser).',

@@ -140,9 +140,17 @@ export interface DecodeOptions {
   routing?: Routing;
   /**
    * tree: nodes expanded into pages, an integer >= 0; 0 (default) means automatic:
-   * max(16, ceil(2 pages / 16)) (vashista.h). Ignored by flat routing.
+   * max(32, ceil(2 pages / 16)) (vashista.h). Ignored by flat routing.
    */
   expand?: number;
+  /**
+   * Grouped-query attention: the query heads of a KV head share one routing, by their mean
+   * query (one routing per KV head instead of per query head). Each head still picks its own
+   * candidates by its own exact scores; its certificate raises every routing bound by
+   * scale * sum_j |q_j - mean_j| * max|k_j|, so it stays a guarantee, looser the more the
+   * heads of a group differ. Default false.
+   */
+  shareRouting?: boolean;
   /**
    * softmax (default): softmax over the candidates. The projection solvers, in
    * score units (s_i = scale <q, k_i>), over the candidate keys U = [k_i], out = sum alpha_i v_i:
@@ -183,6 +191,7 @@ export interface DecodeDefaults {
   readonly recentPages: number;
   readonly routing: Routing;
   readonly expand: number;
+  readonly shareRouting: boolean;
   readonly solver: Solver;
   readonly widen: number;
   readonly scale: number;

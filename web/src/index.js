@@ -183,7 +183,7 @@ function makeImports(module, state) {
 const ABI_LAYOUT = {
   /* sizeof, then the offset of every field, in declaration order */
   config: [24, 0, 4, 8, 12, 16, 20],
-  options: [52, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48],
+  options: [56, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52],
   diag: [48, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44],
   info: [56, 24, 28, 32, 40, 48], /* length, pages, then three doubles */
   workload: [44, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40],
@@ -447,6 +447,12 @@ class Cache {
       routing = ROUTINGS[o.routing];
     }
     const expand = o.expand === undefined ? d.expand : checkInt(o.expand, 'options.expand', 0, U32_MAX);
+    let shareRouting = d.shareRouting;
+    if (o.shareRouting !== undefined) {
+      if (typeof o.shareRouting !== 'boolean')
+        throw fail('E_TYPE', 'options.shareRouting', `options.shareRouting must be a boolean, got ${describe(o.shareRouting)}`);
+      shareRouting = o.shareRouting;
+    }
     if (solver !== SOLVERS.softmax) checkProjectionUnits(eps, solverTol, scale, headDim);
     checkExactF32(q, 'q', heads * headDim, 'heads * headDim');
 
@@ -472,6 +478,7 @@ class Cache {
     f32[(opt >>> 2) + 10] = solverTol;
     u32[(opt >>> 2) + 11] = routing;
     u32[(opt >>> 2) + 12] = expand;
+    u32[(opt >>> 2) + 13] = shareRouting ? 1 : 0;
     const st = e.call('vs_decode', ptr, base, q.length, opt, outPtr, outCount, diagPtr, heads);
     if (st) {
       let bad = st === -6 || st === -7 ? findBadElement([['q', q]], st) : null;
@@ -480,7 +487,7 @@ class Cache {
       if (st === -9) {
         /* everything JS can check was checked: name what the library was given */
         const given = { pages, candidates, sinkPages, recentPages, solver: o.solver ?? d.solver, widen, scale, tolerance, eps, maxIter, solverTol,
-          routing: o.routing ?? d.routing, expand };
+          routing: o.routing ?? d.routing, expand, shareRouting };
         detail = `${e.strerror(st)}: the library rejected ${JSON.stringify(given)}`;
       }
       throw e.statusError(st, 'cache.decode', bad?.name ?? (st === -10 ? 'cache' : st === -9 ? 'options' : undefined), detail);
@@ -605,7 +612,7 @@ if (typeof Symbol.dispose === 'symbol') {
   });
 }
 
-const DECODE_OPTION_NAMES = ['pages', 'candidates', 'sinkPages', 'recentPages', 'solver', 'widen', 'scale', 'tolerance', 'eps', 'maxIter', 'solverTol', 'routing', 'expand'];
+const DECODE_OPTION_NAMES = ['pages', 'candidates', 'sinkPages', 'recentPages', 'solver', 'widen', 'scale', 'tolerance', 'eps', 'maxIter', 'solverTol', 'routing', 'expand', 'shareRouting'];
 const CACHE_OPTION_NAMES = ['heads', 'kvHeads', 'headDim', 'valueDim', 'pageSize', 'dtype'];
 const WORKLOAD_OPTION_NAMES = ['kind', 'T', 'heads', 'kvHeads', 'headDim', 'valueDim', 'face', 'needles', 'margin', 'seed'];
 
@@ -970,6 +977,7 @@ export async function init(options) {
     solverTol: f32[w + 10],
     routing: Object.keys(ROUTINGS).find((k) => ROUTINGS[k] === u32[w + 11]) ?? 'flat',
     expand: u32[w + 12],
+    shareRouting: u32[w + 13] !== 0,
   });
 
   const vs = new Vashista(registryToken, engine);

@@ -6,7 +6,7 @@
 //     ||x - golden|| <= 1e-6 ||golden|| is the floor;
 //   - integer diagnostics and candidate sets: exactly;
 //   - float diagnostics: |x - golden| <= 1e-4 max(|x|, |golden|).
-// Format version 3: header words 30 (routing: 0 flat, 1 tree) and 31 (expand).
+// Format version 4: header words 30 (routing: 0 flat, 1 tree), 31 (expand), 32 (share_routing).
 // The directory can be overridden with VASHISTA_VECTORS.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { bitEqual, l2, l2diff } from './helpers.js';
 const dir = process.env.VASHISTA_VECTORS || fileURLToPath(new URL('../../tests/vectors', import.meta.url));
 const MAGIC = 0x56475356;
 const HEADER_WORDS = 64;
-const VERSION = 3;
+const VERSION = 4;
 const DIAG_WORDS = 12;
 const KINDS = ['gap', 'needle', 'uniform'];
 const SOLVERS = ['softmax', 'eg', 'fw'];
@@ -47,15 +47,17 @@ function readCase(path, indexEntry) {
     pages: h[16], candidates: h[17], sinkPages: h[18], recentPages: h[19], solver: h[20], widen: h[21],
     scale: hf[22], tolerance: hf[23], candTotal: h[24], chunk: h[26],
     eps: hf[27], maxIter: h[28], solverTol: hf[29], routing: h[30], expand: h[31],
+    shareRouting: h[32],
   };
   assert.ok(H.routing < ROUTINGS.length, `${path}: routing ${H.routing}`);
-  for (let w = 32; w < HEADER_WORDS; w++) assert.equal(h[w], 0, `${path}: reserved header word ${w}`);
+  assert.ok(H.shareRouting <= 1, `${path}: share_routing ${H.shareRouting}`);
+  for (let w = 33; w < HEADER_WORDS; w++) assert.equal(h[w], 0, `${path}: reserved header word ${w}`);
   if (indexEntry?.options) {
     /* index.json prints the float32 options with 9 significant digits: they round-trip */
     const o = indexEntry.options;
     const want = { pages: H.pages, candidates: H.candidates, sink_pages: H.sinkPages, recent_pages: H.recentPages, solver: H.solver,
       widen: H.widen, scale: H.scale, tolerance: H.tolerance, eps: H.eps, max_iter: H.maxIter, solver_tol: H.solverTol,
-      routing: H.routing, expand: H.expand };
+      routing: H.routing, expand: H.expand, share_routing: H.shareRouting };
     for (const k of Object.keys(want)) assert.ok(k in o, `${path}: index.json lacks option ${k}`);
     for (const [k, v] of Object.entries(want))
       assert.equal(typeof o[k] === 'number' && k !== 'pages' ? Math.fround(o[k]) : o[k], v, `${path}: index.json option ${k}`);
@@ -132,6 +134,7 @@ function runCase(vs, name, { H, A }) {
     pages: H.pages, candidates: H.candidates, sinkPages: H.sinkPages, recentPages: H.recentPages,
     solver: SOLVERS[H.solver], widen: H.widen, scale: H.scale, tolerance: H.tolerance,
     eps: H.eps, maxIter: H.maxIter, solverTol: H.solverTol, routing: ROUTINGS[H.routing], expand: H.expand,
+    shareRouting: H.shareRouting === 1,
   });
   const cands = [];
   for (let h = 0; h < H.heads; h++) cands.push(cache.lastCandidates(h));

@@ -295,3 +295,50 @@ test('(d) bad routing or expand: E_TYPE / E_OPTION naming the option, and the ca
   assertSame(decodeAll(env.cache, q, good), before, 'after the bad calls');
   env.cache.free();
 });
+
+test('shareRouting: the heads of a KV head route the same pages, by their mean query, and the certificate holds', () => {
+  let heads = 0;
+  let differs = 0;
+  for (let seed = 1; seed <= 12; seed++) {
+    const pageSize = [2, 4, 8][seed % 3];
+    const [hq, hkv] = [[4, 2], [6, 2], [4, 1]][seed % 3];
+    const d = [8, 16][seed % 2];
+    const T = 40 * F * pageSize + ((seed * 577) % (F * pageSize));
+    const env = setup({ kind: ['needle', 'gap', 'uniform'][seed % 3], T, heads: hq, kvHeads: hkv, headDim: d, valueDim: 6, seed }, pageSize);
+    const { c } = env;
+    /* heads that differ: the workload's query plus per-head noise */
+    const q = env.wl.queries(0);
+    let x = seed * 2654435761 >>> 0;
+    for (let i = 0; i < q.length; i++) {
+      x = (x * 1664525 + 1013904223) >>> 0;
+      q[i] += ((x / 2 ** 32) - 0.5) * 2;
+    }
+    const ref = referenceAttention({ keys: env.keys, values: env.values, T: c.T, heads: c.heads, kvHeads: c.kvHeads, d: c.headDim, dv: c.valueDim, q });
+    const options = { routing: ['tree', 'flat'][seed % 2], pages: 4, candidates: 32, expand: 2 };
+    const own = decodeAll(env.cache, q, options);
+    const shared = decodeAll(env.cache, q, { ...options, shareRouting: true });
+    const group = c.heads / c.kvHeads;
+    for (let h = 0; h < c.heads; h++) {
+      const where = `seed ${seed} head ${h} ${JSON.stringify(options)}`;
+      const dg = shared.diagnostics[h];
+      assert.deepEqual(shared.routed[h], shared.routed[h - (h % group)], `${where}: a group routes once`);
+      if (JSON.stringify(shared.routed[h]) !== JSON.stringify(own.routed[h])) differs++;
+      const lo = h * c.valueDim;
+      const err = l2diff(shared.output.subarray(lo, lo + c.valueDim), ref.subarray(lo, lo + c.valueDim));
+      assert.ok(err <= dg.errorBound + 1e-12 * l2(ref, lo, lo + c.valueDim), `${where}: ||out - ref|| = ${err} above errorBound ${dg.errorBound}`);
+      heads++;
+    }
+    env.cache.free();
+  }
+  assert.ok(differs >= heads / 4, `the shared routing differed from the heads' own in only ${differs} of ${heads} heads`);
+});
+
+test('shareRouting must be a boolean; the defaults do not share', () => {
+  const env = setup({ kind: 'needle', T: 500, heads: 2, kvHeads: 1, headDim: 8, valueDim: 4, seed: 3 }, 4);
+  assert.equal(vs.decodeDefaults.shareRouting, false);
+  const q = env.wl.queries(0);
+  for (const bad of [1, 'yes', null])
+    assert.throws(() => env.cache.decode(q, { shareRouting: bad }), (e) => e instanceof VashistaError && e.code === 'E_TYPE' && e.argument === 'options.shareRouting');
+  assert.equal(env.cache.decode(q, { shareRouting: true }).output.length, 2 * 4);
+  env.cache.free();
+});
