@@ -1020,6 +1020,8 @@ static void op_sparse(reader *r, shadow *s) {
             case 6: o.routing = UINT32_MAX; break;
             default: o.routing = u32(r); break;
             }
+            /* share_routing from the byte's high bits: 0, 1, or invalid */
+            o.share_routing = (rb >> 3) % 4 == 2 ? 1u : (rb >> 3) % 4 == 3 ? 2u + (rb >> 5) : 0u;
             const uint8_t xb = u8(r);
             switch (xb % 8) {
             case 5: o.expand = u16(r); break;
@@ -1043,7 +1045,8 @@ static void op_sparse(reader *r, shadow *s) {
     expect e = {0, 0};
     query_expect(s, &a, o.scale, &e);
     if (o.pages == 0 || o.candidates == 0 || o.widen < 2 || o.solver > VS_SOLVER_FW ||
-        o.routing > VS_ROUTING_TREE || !(o.tolerance >= 0.0f) || !isfinite(o.tolerance) ||
+        o.routing > VS_ROUTING_TREE || o.share_routing > 1 || !(o.tolerance >= 0.0f) ||
+        !isfinite(o.tolerance) ||
         !scale_ok(o.scale))
         e.must |= M(VS_E_OPTION);
     const int proj = o.solver == VS_SOLVER_EG || o.solver == VS_SOLVER_FW;
@@ -1073,11 +1076,12 @@ static void op_sparse(reader *r, shadow *s) {
                        a.onull ? NULL : a.out, a.no, diag, ndiag);
     disarm();
     TRACE("decode T %zu nq %zu no %zu null %d%d opts %s pages %u cand %u sink %u recent %u "
-          "solver %u widen %u scale %g tol %g eps %g iter %u stol %g routing %u expand %u diag "
-          "%s/%zu q0 %g fail %ld -> %d",
+          "solver %u widen %u scale %g tol %g eps %g iter %u stol %g routing %u expand %u "
+          "share %u diag %s/%zu q0 %g fail %ld -> %d",
           s->T, a.nq, a.no, a.qnull, a.onull, use_null ? "NULL" : "set", o.pages, o.candidates,
           o.sink_pages, o.recent_pages, o.solver, o.widen, o.scale, o.tolerance, o.eps, o.max_iter,
-          o.solver_tol, o.routing, o.expand, diag ? "set" : "NULL", ndiag, a.nq ? a.q[0] : 0.0,
+          o.solver_tol, o.routing, o.expand, o.share_routing, diag ? "set" : "NULL", ndiag,
+          a.nq ? a.q[0] : 0.0,
           g_pending_fail, st);
     check_status(st, e, DOC_DECODE, "vs_decode");
     snap after = take_probe(s, before.probed);

@@ -106,7 +106,8 @@ def dense(qfam="normal", seed=5, sc="default", count_mode=8, poison=None, probe=
         bytes([1 if probe else 0])
 
 
-ROUTING = dict(tree=0, flat=3, two=5, max=6)
+# the routing byte: its low 3 bits the routing, bits 3-4 share_routing (2: on, 3: invalid)
+ROUTING = dict(tree=0, flat=3, two=5, max=6, tree_share=16, flat_share=19, tree_badshare=24)
 
 
 def routing_bytes(routing, expand):
@@ -368,6 +369,12 @@ def seeds():
         sparse(expand=4, **tree) + sparse(expand=1000, **tree) + \
         sparse(expand=0x12345678, **tree) + sparse(pages="all", cand="all", expand=1, **tree) + \
         sparse(pages=8, cand="all", expand=1, tol="e_6", widen=3, **tree)
+    s["share-routing"] = create(kv=2, group=3, d=6, dv=4, page=2) + append_big(600) + \
+        sparse(pages=3, cand=16, routing="tree_share", expand=1) + \
+        sparse(pages=3, cand=16, routing="flat_share") + sparse(routing="tree_badshare") + \
+        truncate(7, 333) + sparse(pages=2, cand=8, routing="tree_share", expand=2, tol="e_3", widen=2) + \
+        append(21) + sparse(pages=4, cand=12, routing="tree_share", expand=0) + \
+        sparse(pages=2, cand=8, solver=1, solver_params=221, routing="tree_share", expand=1)
     s["tree-page4-solvers"] = create(kv=2, group=1, d=9, dv=4, page=4) + append_big(1100) + \
         sparse(pages=3, cand=32, expand=1, **tree) + \
         sparse(pages=2, cand=16, expand=2, solver=1, solver_params=221, **tree) + \
