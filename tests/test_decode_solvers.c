@@ -79,14 +79,6 @@
 #define U24 (1.0 / 16777216.0)
 #define CHUNK 256 /* the library's accumulation block (VS_CHUNK_TOKENS) */
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static double gamma_n(double n) { return n * U24 / (1.0 - n * U24); }
 
@@ -130,11 +122,11 @@ static void inst_values_and_cache(inst *x, vs_test_rng *r, double vsig) {
     CHECK_STATUS(vs_cache_append(x->c, x->k, (size_t)x->T * x->G * x->d, x->v,
                                  (size_t)x->T * x->G * x->dv),
                  VS_OK);
-    x->ent_alpha = xmalloc(x->H * sizeof(double *));
-    x->ent_l1 = xmalloc(x->H * sizeof(double));
-    x->proj_p = xmalloc(x->H * sizeof(double *));
-    x->proj_lam = xmalloc(x->H * sizeof(double *));
-    x->proj_r = xmalloc(x->H * sizeof(double));
+    x->ent_alpha = vs_test_xmalloc(x->H * sizeof(double *));
+    x->ent_l1 = vs_test_xmalloc(x->H * sizeof(double));
+    x->proj_p = vs_test_xmalloc(x->H * sizeof(double *));
+    x->proj_lam = vs_test_xmalloc(x->H * sizeof(double *));
+    x->proj_r = vs_test_xmalloc(x->H * sizeof(double));
     for (uint32_t h = 0; h < x->H; h++) x->ent_alpha[h] = x->proj_p[h] = x->proj_lam[h] = NULL;
     x->ent_eps = 0;
 }
@@ -145,14 +137,14 @@ static inst make(uint32_t H, uint32_t G, uint32_t d, uint32_t de, uint32_t S, ui
     inst x;
     memset(&x, 0, sizeof x);
     x.H = H, x.G = G, x.d = d, x.de = de, x.dv = d + de, x.S = S, x.T = T;
-    x.k = xmalloc(sizeof(float) * T * G * d);
-    x.v = xmalloc(sizeof(float) * T * G * x.dv);
-    x.q = xmalloc(sizeof(float) * H * d);
+    x.k = vs_test_xmalloc(sizeof(float) * T * G * d);
+    x.v = vs_test_xmalloc(sizeof(float) * T * G * x.dv);
+    x.q = vs_test_xmalloc(sizeof(float) * H * d);
     const uint32_t group = H / G;
     if (geom == GEOM_RANDOM) {
         /* page-clustered keys (a drifting center plus noise), q of random magnitude */
         const double mag = pow(10.0, vs_test_uniform(r) - 0.5);
-        double *center = xmalloc(d * sizeof(double));
+        double *center = vs_test_xmalloc(d * sizeof(double));
         for (uint32_t j = 0; j < d; j++) center[j] = 0;
         for (uint32_t t = 0; t < T; t++) {
             if (t % S == 0)
@@ -217,41 +209,6 @@ static void drop(inst *x) {
     }
     free(x->ent_alpha), free(x->ent_l1), free(x->proj_p), free(x->proj_lam), free(x->proj_r);
     free(x->k), free(x->v), free(x->q);
-}
-
-/* ---- linear algebra -------------------------------------------------------------------- */
-
-/* Gaussian elimination with partial pivoting; A is m x m row-major. 0 if singular. */
-static int gauss(double *A, double *b, int m) {
-    double sc = 0;
-    for (int i = 0; i < m * m; i++) sc = fmax(sc, fabs(A[i]));
-    for (int c = 0; c < m; c++) {
-        int p = c;
-        for (int r = c + 1; r < m; r++)
-            if (fabs(A[r * m + c]) > fabs(A[p * m + c])) p = r;
-        if (!(fabs(A[p * m + c]) > 1e-14 * sc)) return 0;
-        if (p != c) {
-            for (int k = 0; k < m; k++) {
-                double t = A[c * m + k];
-                A[c * m + k] = A[p * m + k];
-                A[p * m + k] = t;
-            }
-            double t = b[c];
-            b[c] = b[p];
-            b[p] = t;
-        }
-        for (int r = c + 1; r < m; r++) {
-            const double f = A[r * m + c] / A[c * m + c];
-            for (int k = c; k < m; k++) A[r * m + k] -= f * A[c * m + k];
-            b[r] -= f * b[c];
-        }
-    }
-    for (int c = m - 1; c >= 0; c--) {
-        double s = b[c];
-        for (int k = c + 1; k < m; k++) s -= A[c * m + k] * b[k];
-        b[c] = s / A[c * m + c];
-    }
-    return 1;
 }
 
 /* ---- reference 1: entropic projection over all T tokens (dual Newton) ------------------ */
@@ -336,7 +293,7 @@ static void newton(const inst *x, uint32_t g, newton_ws *W, double e, double sto
                 Hm[a * d + b] = Hm[b * d + a] = v;
             }
         for (uint32_t j = 0; j < d; j++) W->step[j] = -W->grad[j];
-        if (!gauss(Hm, W->step, (int)d)) break;
+        if (!vs_test_gauss(Hm, W->step, (int)d, 1e-14)) break;
         double slope = 0;
         for (uint32_t j = 0; j < d; j++) slope += W->grad[j] * W->step[j];
         /* Armijo on Phi; once Phi no longer resolves the predicted decrease
@@ -373,9 +330,9 @@ static double ent_reference(const inst *x, uint32_t h, double eps_score, double 
     const double e = eps_score / (double)x->scale;
     newton_ws W;
     double **all[] = {&W.q, &W.w, &W.wn, &W.best, &W.z, &W.grad, &W.gn, &W.step};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) *all[i] = xmalloc(d * sizeof(double));
-    W.t = xmalloc(T * sizeof(double)), W.tn = xmalloc(T * sizeof(double));
-    W.pi = xmalloc(T * sizeof(double)), W.Hm = xmalloc(d * d * sizeof(double));
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) *all[i] = vs_test_xmalloc(d * sizeof(double));
+    W.t = vs_test_xmalloc(T * sizeof(double)), W.tn = vs_test_xmalloc(T * sizeof(double));
+    W.pi = vs_test_xmalloc(T * sizeof(double)), W.Hm = vs_test_xmalloc(d * d * sizeof(double));
     double qn = 0, kmax = 0, spread = 0;
     for (uint32_t j = 0; j < d; j++) {
         W.q[j] = x->q[(size_t)h * d + j];
@@ -428,7 +385,7 @@ static double proj_reference(const inst *x, uint32_t h, double *p, double *lam) 
     const float *qf = x->q + (size_t)h * d;
     uint32_t Sx[MAXCORRAL];
     double l[MAXCORRAL], mu[MAXCORRAL], A[MAXCORRAL * MAXCORRAL], b[MAXCORRAL];
-    double *rr = xmalloc(d * sizeof(double));
+    double *rr = vs_test_xmalloc(d * sizeof(double));
     /* start: the key nearest q */
     uint32_t s0 = 0;
     double dmin = INFINITY;
@@ -486,7 +443,7 @@ static double proj_reference(const inst *x, uint32_t h, double *p, double *lam) 
                     s += ((double)ka[j] - k0[j]) * ((double)qf[j] - k0[j]);
                 b[a] = s;
             }
-            if (n1 > 0 && !gauss(A, b, n1)) { /* affinely dependent corral: drop the newcomer */
+            if (n1 > 0 && !vs_test_gauss(A, b, n1, 1e-14)) { /* affinely dependent corral: drop the newcomer */
                 m--;
                 major = 1 << 30;
                 break;
@@ -562,15 +519,15 @@ static void need_ent(inst *x, uint32_t h, double eps) {
         x->ent_eps = eps;
     }
     if (!x->ent_alpha[h]) {
-        x->ent_alpha[h] = xmalloc(x->T * sizeof(double));
+        x->ent_alpha[h] = vs_test_xmalloc(x->T * sizeof(double));
         x->ent_l1[h] = ent_reference(x, h, eps, x->ent_alpha[h]);
     }
 }
 
 static void need_proj(inst *x, uint32_t h) {
     if (!x->proj_p[h]) {
-        x->proj_p[h] = xmalloc(x->d * sizeof(double));
-        x->proj_lam[h] = xmalloc(x->T * sizeof(double));
+        x->proj_p[h] = vs_test_xmalloc(x->d * sizeof(double));
+        x->proj_lam[h] = vs_test_xmalloc(x->T * sizeof(double));
         x->proj_r[h] = proj_reference(x, h, x->proj_p[h], x->proj_lam[h]);
     }
 }
@@ -661,7 +618,7 @@ static head_result check_head(inst *x, uint32_t h, const vs_decode_options *o, c
     head_result R = {0};
     const uint32_t g = group_of(x, h), d = x->d, dv = x->dv, T = x->T;
     const float *oh = out + (size_t)h * dv;
-    uint32_t *cand = xmalloc(T * sizeof(uint32_t));
+    uint32_t *cand = vs_test_xmalloc(T * sizeof(uint32_t));
     size_t nc = 0;
     CHECK_STATUS(vs_decode_candidates(x->c, h, cand, T, &nc), VS_OK);
     CHECK(nc == dg->candidates, "%s: %zu candidates listed, diag says %u", what, nc,
@@ -713,7 +670,7 @@ static head_result check_head(inst *x, uint32_t h, const vs_decode_options *o, c
            the mass it puts outside I; the returned alpha is within
            sqrt(2 G / eps) <= error_bound / vmax of alpha*_T in l1 */
         if (dg->face_size < T && dg->iterations < o->max_iter) {
-            double *srt = xmalloc(T * sizeof(double));
+            double *srt = vs_test_xmalloc(T * sizeof(double));
             memcpy(srt, a, T * sizeof(double));
             qsort(srt, T, sizeof(double), cmp_desc);
             double off_face = 0;
@@ -796,7 +753,7 @@ static void full_coverage(vs_test_rng *r) {
         const int geom = trial % NGEOM;
         const int gqa = trial % 3 == 0;
         inst x = make(gqa ? 4 : 1, gqa ? 2 : 1, d, 1 + trial % 3, S, T, geom, r);
-        float *out = xmalloc(sizeof(float) * x.H * x.dv);
+        float *out = vs_test_xmalloc(sizeof(float) * x.H * x.dv);
         vs_head_diag dg[4];
         for (int sv = 0; sv < 2; sv++) {
             vs_decode_options o = proj_options(sv ? VS_SOLVER_FW : VS_SOLVER_EG);
@@ -879,8 +836,8 @@ static void fw_unique(vs_test_rng *r) {
         head_result R = check_head(&x, 0, &o, out, &dg, "fw unique");
         /* (D^T D)^-1 by columns */
         const int m = (int)T - 1;
-        double *A = xmalloc(sizeof(double) * m * m), *B = xmalloc(sizeof(double) * m * m);
-        double *col = xmalloc(sizeof(double) * m), inv_f2 = 0;
+        double *A = vs_test_xmalloc(sizeof(double) * m * m), *B = vs_test_xmalloc(sizeof(double) * m * m);
+        double *col = vs_test_xmalloc(sizeof(double) * m), inv_f2 = 0;
         for (int a = 0; a < m; a++)
             for (int c = 0; c < m; c++) {
                 double s = 0;
@@ -893,7 +850,7 @@ static void fw_unique(vs_test_rng *r) {
         for (int c = 0; c < m && invertible; c++) {
             memcpy(B, A, sizeof(double) * m * m);
             for (int a = 0; a < m; a++) col[a] = a == c;
-            invertible = gauss(B, col, m);
+            invertible = vs_test_gauss(B, col, m, 1e-14);
             for (int a = 0; a < m; a++) inv_f2 += col[a] * col[a];
         }
         CHECK(invertible, "fw unique T=%u d=%u: keys affinely dependent", T, d);
@@ -1003,7 +960,7 @@ static void cert_trial(int geom, uint32_t solver, int designed, vs_test_rng *r) 
         o.max_iter = 3000;
         o.solver_tol = tols[vs_test_next(r) % 2];
     }
-    float *out = xmalloc(sizeof(float) * x.H * x.dv);
+    float *out = vs_test_xmalloc(sizeof(float) * x.H * x.dv);
     vs_head_diag dg[4];
     CHECK_STATUS(decode(&x, &o, out, dg), VS_OK);
     n_decodes++;
@@ -1050,7 +1007,7 @@ static void sensitivity(vs_test_rng *r) {
         o.eps = 2.0f;
         o.max_iter = 1 + (uint32_t)(vs_test_next(r) % 3);
         o.solver_tol = 1e-9f;
-        float *out = xmalloc(sizeof(float) * x.dv);
+        float *out = vs_test_xmalloc(sizeof(float) * x.dv);
         vs_head_diag dg;
         CHECK_STATUS(decode(&x, &o, out, &dg), VS_OK);
         n_decodes++;
@@ -1080,7 +1037,7 @@ static void ladder(vs_test_rng *r) {
         o.eps = 0.2f;
         o.solver_tol = 1e-9f;
         o.max_iter = 20000;
-        float *out = xmalloc(sizeof(float) * x.H * x.dv);
+        float *out = vs_test_xmalloc(sizeof(float) * x.H * x.dv);
         vs_head_diag dg[4];
         CHECK_STATUS(decode(&x, &o, out, dg), VS_OK);
         for (uint32_t h = 0; h < x.H; h++) {
@@ -1253,8 +1210,8 @@ static uint64_t determinism_run(void) {
             o.tolerance = trial % 2 ? 1e-3f : 0.0f;
             o.eps = 0.1f * (1 + trial % 3);
             o.max_iter = 500;
-            float *a = xmalloc(sizeof(float) * x.H * x.dv);
-            float *b = xmalloc(sizeof(float) * x.H * x.dv);
+            float *a = vs_test_xmalloc(sizeof(float) * x.H * x.dv);
+            float *b = vs_test_xmalloc(sizeof(float) * x.H * x.dv);
             vs_head_diag da[4], db[4];
             CHECK_STATUS(decode(&x, &o, a, da), VS_OK);
             CHECK_STATUS(decode(&x, &o, b, db), VS_OK);

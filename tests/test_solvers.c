@@ -53,18 +53,10 @@ typedef struct prob {
     float *q;
 } prob;
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static prob prob_new(size_t n, size_t d) {
-    prob P = {n, d, xmalloc(n * sizeof(float *)), xmalloc(d * sizeof(float))};
-    for (size_t i = 0; i < n; i++) P.row[i] = xmalloc(d * sizeof(float));
+    prob P = {n, d, vs_test_xmalloc(n * sizeof(float *)), vs_test_xmalloc(d * sizeof(float))};
+    for (size_t i = 0; i < n; i++) P.row[i] = vs_test_xmalloc(d * sizeof(float));
     return P;
 }
 
@@ -94,9 +86,9 @@ typedef struct result {
 } result;
 
 static result solve(const prob *P, uint32_t solver, float eps, uint32_t max_iter, float tol) {
-    result R = {xmalloc(P->n * sizeof(float)), xmalloc(P->n * sizeof(float)), {0}, 0};
+    result R = {vs_test_xmalloc(P->n * sizeof(float)), vs_test_xmalloc(P->n * sizeof(float)), {0}, 0};
     const size_t bytes = vs_solve_work_bytes(P->n, P->d);
-    unsigned char *w = xmalloc(bytes + 3);
+    unsigned char *w = vs_test_xmalloc(bytes + 3);
     /* an odd offset: the workspace may have any alignment */
     R.status = vs_solve(vs_kernels_active(), solver, (const float *const *)P->row, P->n, P->d, P->q,
                         eps, max_iter, tol, R.alpha, R.mu, w + 3, &R.info);
@@ -114,7 +106,7 @@ static void result_free(result *R) {
 /* z = U alpha, g = U^T (z - q); returns f = 1/2 ||z - q||^2. z: d, g: n (either may be NULL). */
 static double eval64(const prob *P, const double *alpha, double *z_out, double *g) {
     const size_t n = P->n, d = P->d;
-    double *z = xmalloc(d * sizeof *z), f = 0;
+    double *z = vs_test_xmalloc(d * sizeof *z), f = 0;
     for (size_t j = 0; j < d; j++) {
         double s = 0;
         for (size_t i = 0; i < n; i++) s += alpha[i] * P->row[i][j];
@@ -135,7 +127,7 @@ static double eval64(const prob *P, const double *alpha, double *z_out, double *
 /* alpha in float64, normalized (a float alpha sums to 1 only to rounding, and an
    unnormalized alpha would shift the gaps below by (sum - 1) |g|) */
 static double *to64(const float *x, size_t n) {
-    double *y = xmalloc(n * sizeof *y), s = 0;
+    double *y = vs_test_xmalloc(n * sizeof *y), s = 0;
     for (size_t i = 0; i < n; i++) s += x[i];
     for (size_t i = 0; i < n; i++) y[i] = x[i] / s;
     return y;
@@ -143,7 +135,7 @@ static double *to64(const float *x, size_t n) {
 
 /* FW duality gap <g, alpha> - min g of a float alpha, in float64. */
 static double fw_gap64(const prob *P, const float *alpha) {
-    double *a = to64(alpha, P->n), *g = xmalloc(P->n * sizeof *g);
+    double *a = to64(alpha, P->n), *g = vs_test_xmalloc(P->n * sizeof *g);
     eval64(P, a, NULL, g);
     double ag = 0, gm = INFINITY;
     for (size_t i = 0; i < P->n; i++) {
@@ -157,7 +149,7 @@ static double fw_gap64(const prob *P, const float *alpha) {
 /* Entropic objective F and duality gap eps KL(alpha || softmax(-g/eps)), in float64. */
 static double ent_eval64(const prob *P, const float *alpha, double eps, double *gap) {
     const size_t n = P->n;
-    double *a = to64(alpha, n), *g = xmalloc(n * sizeof *g);
+    double *a = to64(alpha, n), *g = vs_test_xmalloc(n * sizeof *g);
     double F = eval64(P, a, NULL, g);
     double m = -INFINITY;
     for (size_t i = 0; i < n; i++) m = fmax(m, -g[i] / eps);
@@ -175,38 +167,6 @@ static double ent_eval64(const prob *P, const float *alpha, double eps, double *
     return F;
 }
 
-/* Gaussian elimination with partial pivoting; A is m x m row-major. 0 if singular. */
-static int gauss(double *A, double *b, int m) {
-    double scale = 0;
-    for (int i = 0; i < m * m; i++) scale = fmax(scale, fabs(A[i]));
-    for (int c = 0; c < m; c++) {
-        int p = c;
-        for (int r = c + 1; r < m; r++)
-            if (fabs(A[r * m + c]) > fabs(A[p * m + c])) p = r;
-        if (!(fabs(A[p * m + c]) > 1e-11 * scale)) return 0;
-        if (p != c) {
-            for (int k = 0; k < m; k++) {
-                double t = A[c * m + k];
-                A[c * m + k] = A[p * m + k];
-                A[p * m + k] = t;
-            }
-            double t = b[c];
-            b[c] = b[p];
-            b[p] = t;
-        }
-        for (int r = c + 1; r < m; r++) {
-            const double f = A[r * m + c] / A[c * m + c];
-            for (int k = c; k < m; k++) A[r * m + k] -= f * A[c * m + k];
-            b[r] -= f * b[c];
-        }
-    }
-    for (int c = m - 1; c >= 0; c--) {
-        double s = b[c];
-        for (int k = c + 1; k < m; k++) s -= A[c * m + k] * b[k];
-        b[c] = s / A[c * m + c];
-    }
-    return 1;
-}
 
 /* ---- reference 1: exact active set (n <= 8) -------------------------------------------- */
 
@@ -242,7 +202,7 @@ static int exact_fw(const prob *P, double *best_alpha, double *best_f, double *m
         }
         A[m * (m + 1) + m] = 0.0;
         b[m] = 1.0;
-        if (!gauss(A, b, m + 1)) continue;
+        if (!vs_test_gauss(A, b, m + 1, 1e-11)) continue;
         int ok = 1;
         for (int i = 0; i < n; i++) alpha[i] = 0;
         for (int a = 0; a < m; a++) {
@@ -299,10 +259,10 @@ static double dual_phi(const prob *P, const double *w, double eps, double *t, do
 /* log alpha_eps (n) and F*. */
 static void ent_ref(const prob *P, double eps, double *logalpha, double *Fstar) {
     const size_t n = P->n, d = P->d;
-    double *w = xmalloc(d * sizeof *w), *wn = xmalloc(d * sizeof *wn), *t = xmalloc(n * sizeof *t);
-    double *pi = xmalloc(n * sizeof *pi), *grad = xmalloc(d * sizeof *grad);
-    double *H = xmalloc(d * d * sizeof *H), *step = xmalloc(d * sizeof *step);
-    double *z = xmalloc(d * sizeof *z);
+    double *w = vs_test_xmalloc(d * sizeof *w), *wn = vs_test_xmalloc(d * sizeof *wn), *t = vs_test_xmalloc(n * sizeof *t);
+    double *pi = vs_test_xmalloc(n * sizeof *pi), *grad = vs_test_xmalloc(d * sizeof *grad);
+    double *H = vs_test_xmalloc(d * d * sizeof *H), *step = vs_test_xmalloc(d * sizeof *step);
+    double *z = vs_test_xmalloc(d * sizeof *z);
     for (size_t j = 0; j < d; j++) { /* w = U uniform - q */
         double s = 0;
         for (size_t i = 0; i < n; i++) s += P->row[i][j];
@@ -328,7 +288,7 @@ static void ent_ref(const prob *P, double eps, double *logalpha, double *Fstar) 
                 H[a * d + b] = (a == b) + (s - z[a] * z[b]) / eps;
             }
         for (size_t j = 0; j < d; j++) step[j] = -grad[j];
-        if (!gauss(H, step, (int)d)) break;
+        if (!vs_test_gauss(H, step, (int)d, 1e-11)) break;
         double slope = 0;
         for (size_t j = 0; j < d; j++) slope += grad[j] * step[j];
         double s = 1;
@@ -360,7 +320,7 @@ static void check_params(void) {
     vs_test_rng r = {1};
     fill_random(&P, &r, 1.0);
     float alpha[3], mu[3];
-    unsigned char *w = xmalloc(vs_solve_work_bytes(3, 4));
+    unsigned char *w = vs_test_xmalloc(vs_solve_work_bytes(3, 4));
     const vs_kernels *K = vs_kernels_active();
     const float *const *k = (const float *const *)P.row;
     vs_solve_info info;
@@ -968,8 +928,8 @@ static void timing(void) {
             } runs[] = {{VS_SOLVER_EG, 0.5f}, {VS_SOLVER_EG, 0.05f}, {VS_SOLVER_FW, 0}};
             for (int k = 0; k < 3; k++) {
                 result R = solve(&P, runs[k].solver, runs[k].eps, 100000, 1e-6f);
-                float *alpha = xmalloc(n * sizeof(float));
-                unsigned char *w = xmalloc(vs_solve_work_bytes(n, d));
+                float *alpha = vs_test_xmalloc(n * sizeof(float));
+                unsigned char *w = vs_test_xmalloc(vs_solve_work_bytes(n, d));
                 vs_solve_info info;
                 double us = 0;
                 for (int reps = 4;; reps *= 2) { /* until the clock's resolution is negligible */

@@ -55,14 +55,6 @@ static size_t auto_expand(size_t P) {
     return e > AUTO_EXPAND_MIN ? e : AUTO_EXPAND_MIN;
 }
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -96,7 +88,7 @@ static model model_new(uint32_t H, uint32_t G, uint32_t d, uint32_t dv, uint32_t
     model m = {H, G, d, dv, S, 0, 0, NULL, NULL, NULL, NULL};
     vs_cache_config cfg = {H, G, d, dv, S, VS_DTYPE_F32};
     CHECK_STATUS(vs_cache_create(&cfg, &m.c), VS_OK);
-    m.q = xmalloc(sizeof(float) * H * d);
+    m.q = vs_test_xmalloc(sizeof(float) * H * d);
     return m;
 }
 
@@ -241,8 +233,8 @@ static void tree_decode_check(model *m, vs_test_rng *r, const char *when) {
     o.candidates = 1 + (uint32_t)(vs_test_next(r) % 40);
     o.sink_pages = (uint32_t)(vs_test_next(r) % 2);
     o.recent_pages = (uint32_t)(vs_test_next(r) % 2);
-    float *out = xmalloc(sizeof(float) * H * dv), *out2 = xmalloc(sizeof(float) * H * dv);
-    vs_head_diag *dg = xmalloc(sizeof *dg * H), *dg2 = xmalloc(sizeof *dg2 * H);
+    float *out = vs_test_xmalloc(sizeof(float) * H * dv), *out2 = vs_test_xmalloc(sizeof(float) * H * dv);
+    vs_head_diag *dg = vs_test_xmalloc(sizeof *dg * H), *dg2 = vs_test_xmalloc(sizeof *dg2 * H);
     CHECK_STATUS(vs_decode(m->c, m->q, (size_t)H * m->d, &o, out, (size_t)H * dv, dg, H), VS_OK);
     check_nodes(m, when);
     if (m->c->ws.nsumm == nsumm0 && len0 > 0 && len0 < m->T) {
@@ -260,7 +252,7 @@ static void tree_decode_check(model *m, vs_test_rng *r, const char *when) {
           m->T, o.expand);
     lazy_compared++;
     vs_cache_free(f);
-    double *ref = xmalloc(sizeof(double) * H * dv);
+    double *ref = vs_test_xmalloc(sizeof(double) * H * dv);
     vs_ref_attention(m->k, m->v, m->T, H, m->G, m->d, dv, m->q, 0, ref, NULL);
     for (uint32_t h = 0; h < H; h++) {
         const double err = vs_ref_l2_diff(out + (size_t)h * dv, ref + (size_t)h * dv, dv);
@@ -363,7 +355,7 @@ static void node_boxes(vs_test_rng *r) {
                 tree_decode_check(&m, r, when);
                 tree_decodes++;
             } else if (m.T > 0) { /* flat or dense: the nodes are left as they were */
-                float *out = xmalloc(sizeof(float) * m.H * m.dv);
+                float *out = vs_test_xmalloc(sizeof(float) * m.H * m.dv);
                 vs_test_fill_normal(r, m.q, (size_t)m.H * m.d, 1.0);
                 if (k == 14) {
                     vs_decode_options o;
@@ -433,12 +425,12 @@ static void check_tree_routing(model *m, const vs_decode_options *o, const char 
     const size_t recent = o->recent_pages < np - sink ? o->recent_pages : np - sink;
     const size_t mid = np - sink - recent, P = o->pages;
     const size_t E = o->expand ? o->expand : auto_expand(P);
-    float *out = xmalloc(sizeof(float) * H * m->dv);
-    vs_head_diag *dg = xmalloc(sizeof *dg * H);
-    uint32_t *pages = xmalloc(sizeof(uint32_t) * np);
-    double *nb = xmalloc(sizeof(double) * nn), *srt = xmalloc(sizeof(double) * nn);
-    double *pb = xmalloc(sizeof(double) * np);
-    char *routed = xmalloc(np), *inX = xmalloc(nn);
+    float *out = vs_test_xmalloc(sizeof(float) * H * m->dv);
+    vs_head_diag *dg = vs_test_xmalloc(sizeof *dg * H);
+    uint32_t *pages = vs_test_xmalloc(sizeof(uint32_t) * np);
+    double *nb = vs_test_xmalloc(sizeof(double) * nn), *srt = vs_test_xmalloc(sizeof(double) * nn);
+    double *pb = vs_test_xmalloc(sizeof(double) * np);
+    char *routed = vs_test_xmalloc(np), *inX = vs_test_xmalloc(nn);
     CHECK_STATUS(vs_decode(m->c, m->q, (size_t)H * m->d, o, out, (size_t)H * m->dv, dg, H), VS_OK);
     const int tree = mid > P && E < nn;
     for (uint32_t h = 0; h < H; h++) {
@@ -546,10 +538,10 @@ static int same_decode(model *m, const vs_decode_options *a, const vs_decode_opt
                        const char *what) {
     const uint32_t H = m->H, dv = m->dv;
     const size_t np = ceil_div(m->T, m->S);
-    float *o1 = xmalloc(sizeof(float) * H * dv), *o2 = xmalloc(sizeof(float) * H * dv);
-    vs_head_diag *d1 = xmalloc(sizeof *d1 * H), *d2 = xmalloc(sizeof *d2 * H);
-    uint32_t *s1 = xmalloc(sizeof(uint32_t) * (H * (m->T + np) + 1));
-    uint32_t *s2 = xmalloc(sizeof(uint32_t) * (H * (m->T + np) + 1));
+    float *o1 = vs_test_xmalloc(sizeof(float) * H * dv), *o2 = vs_test_xmalloc(sizeof(float) * H * dv);
+    vs_head_diag *d1 = vs_test_xmalloc(sizeof *d1 * H), *d2 = vs_test_xmalloc(sizeof *d2 * H);
+    uint32_t *s1 = vs_test_xmalloc(sizeof(uint32_t) * (H * (m->T + np) + 1));
+    uint32_t *s2 = vs_test_xmalloc(sizeof(uint32_t) * (H * (m->T + np) + 1));
     size_t n1 = 0, n2 = 0;
     CHECK_STATUS(vs_decode(m->c, m->q, (size_t)H * m->d, a, o1, (size_t)H * dv, d1, H), VS_OK);
     for (uint32_t h = 0; h < H; h++) {
@@ -737,16 +729,16 @@ static void cert_trial(uint32_t kind, vs_test_rng *r) {
     const size_t E = o.expand ? o.expand : auto_expand(o.pages);
     const int tree = o.routing == VS_ROUTING_TREE && np - sink - recent > o.pages && E < nn;
 
-    float *out = xmalloc(sizeof(float) * H * dv);
-    double *ref = xmalloc(sizeof(double) * H * dv), *wts = xmalloc(sizeof(double) * H * T);
+    float *out = vs_test_xmalloc(sizeof(float) * H * dv);
+    double *ref = vs_test_xmalloc(sizeof(double) * H * dv), *wts = vs_test_xmalloc(sizeof(double) * H * T);
     vs_head_diag dg[4];
-    uint32_t *cand = xmalloc(sizeof(uint32_t) * T);
-    char *in_c = xmalloc(T);
+    uint32_t *cand = vs_test_xmalloc(sizeof(uint32_t) * T);
+    char *in_c = vs_test_xmalloc(T);
     CHECK_STATUS(vs_decode(m.c, m.q, (size_t)H * d, &o, out, (size_t)H * dv, dg, H), VS_OK);
     vs_ref_attention(m.k, m.v, T, H, G, d, dv, m.q, 0, ref, wts);
     cstats *s = &cst[kind];
     if (share) { /* the heads of a KV head that kept the shared routing routed the same pages */
-        uint32_t *pa = xmalloc(sizeof(uint32_t) * np), *pb = xmalloc(sizeof(uint32_t) * np);
+        uint32_t *pa = vs_test_xmalloc(sizeof(uint32_t) * np), *pb = vs_test_xmalloc(sizeof(uint32_t) * np);
         const uint32_t group = H / G;
         for (uint32_t h = 0; h < H; h++) {
             const uint32_t h0 = h / group * group;
@@ -878,10 +870,10 @@ static void teeth(vs_test_rng *r, int trials) {
         o.pages = E * NF;
         o.candidates = E * NF * S;
         o.sink_pages = o.recent_pages = 0;
-        float *out = xmalloc(sizeof(float) * H * dv);
-        double *ref = xmalloc(sizeof(double) * H * dv), *wts = xmalloc(sizeof(double) * H * T);
+        float *out = vs_test_xmalloc(sizeof(float) * H * dv);
+        double *ref = vs_test_xmalloc(sizeof(double) * H * dv), *wts = vs_test_xmalloc(sizeof(double) * H * T);
         vs_head_diag dg[4];
-        uint32_t *cand = xmalloc(sizeof(uint32_t) * T);
+        uint32_t *cand = vs_test_xmalloc(sizeof(uint32_t) * T);
         CHECK_STATUS(vs_decode(m.c, m.q, (size_t)H * d, &o, out, (size_t)H * dv, dg, H), VS_OK);
         vs_ref_attention(m.k, m.v, T, H, G, d, dv, m.q, 0, ref, wts);
         for (uint32_t h = 0; h < H; h++) {
@@ -955,17 +947,17 @@ static saved save_decode(model *m, const vs_decode_options *o) {
     const uint32_t H = m->H;
     const size_t np = ceil_div(m->T, m->S);
     saved s;
-    s.out = xmalloc(sizeof(float) * H * m->dv);
-    s.dg = xmalloc(sizeof *s.dg * H);
-    s.cand = xmalloc(sizeof *s.cand * H);
-    s.pages = xmalloc(sizeof *s.pages * H);
-    s.nc = xmalloc(sizeof(size_t) * H);
-    s.np = xmalloc(sizeof(size_t) * H);
+    s.out = vs_test_xmalloc(sizeof(float) * H * m->dv);
+    s.dg = vs_test_xmalloc(sizeof *s.dg * H);
+    s.cand = vs_test_xmalloc(sizeof *s.cand * H);
+    s.pages = vs_test_xmalloc(sizeof *s.pages * H);
+    s.nc = vs_test_xmalloc(sizeof(size_t) * H);
+    s.np = vs_test_xmalloc(sizeof(size_t) * H);
     CHECK_STATUS(vs_decode(m->c, m->q, (size_t)H * m->d, o, s.out, (size_t)H * m->dv, s.dg, H),
                  VS_OK);
     for (uint32_t h = 0; h < H; h++) {
-        s.cand[h] = xmalloc(sizeof(uint32_t) * m->T);
-        s.pages[h] = xmalloc(sizeof(uint32_t) * np);
+        s.cand[h] = vs_test_xmalloc(sizeof(uint32_t) * m->T);
+        s.pages[h] = vs_test_xmalloc(sizeof(uint32_t) * np);
         CHECK_STATUS(vs_decode_candidates(m->c, h, s.cand[h], m->T, &s.nc[h]), VS_OK);
         CHECK_STATUS(vs_decode_routed_pages(m->c, h, s.pages[h], np, &s.np[h]), VS_OK);
     }
@@ -1002,7 +994,7 @@ static void ladder_check(model *m, const vs_decode_options *o, const char *what)
     wide.candidates = o->candidates * o->widen;
     saved s_plain = save_decode(m, &plain), s_wide = save_decode(m, &wide);
     saved s = save_decode(m, o);
-    float *dense = xmalloc(sizeof(float) * H * dv);
+    float *dense = vs_test_xmalloc(sizeof(float) * H * dv);
     CHECK_STATUS(vs_decode_dense(m->c, m->q, (size_t)H * m->d, o->scale, dense, (size_t)H * dv),
                  VS_OK);
     const double tol = o->tolerance;

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "vashista.h"
 
@@ -58,4 +59,45 @@ int vs_test_isas(const char **names, int cap) {
         if (vs_set_isa(all[i]) == VS_OK) names[n++] = all[i];
     vs_set_isa("auto");
     return n;
+}
+
+void *vs_test_xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+int vs_test_gauss(double *A, double *b, int m, double rel_tol) {
+    double scale = 0;
+    for (int i = 0; i < m * m; i++) scale = fmax(scale, fabs(A[i]));
+    for (int c = 0; c < m; c++) {
+        int p = c;
+        for (int r = c + 1; r < m; r++)
+            if (fabs(A[r * m + c]) > fabs(A[p * m + c])) p = r;
+        if (!(fabs(A[p * m + c]) > rel_tol * scale)) return 0;
+        if (p != c) {
+            for (int k = 0; k < m; k++) {
+                double t = A[c * m + k];
+                A[c * m + k] = A[p * m + k];
+                A[p * m + k] = t;
+            }
+            double t = b[c];
+            b[c] = b[p];
+            b[p] = t;
+        }
+        for (int r = c + 1; r < m; r++) {
+            const double f = A[r * m + c] / A[c * m + c];
+            for (int k = c; k < m; k++) A[r * m + k] -= f * A[c * m + k];
+            b[r] -= f * b[c];
+        }
+    }
+    for (int c = m - 1; c >= 0; c--) {
+        double s = b[c];
+        for (int k = c + 1; k < m; k++) s -= A[c * m + k] * b[k];
+        b[c] = s / A[c * m + c];
+    }
+    return 1;
 }

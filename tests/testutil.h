@@ -28,6 +28,14 @@ double vs_test_uniform(vs_test_rng *r);           /* [0, 1) */
 double vs_test_normal(vs_test_rng *r);            /* N(0, 1), Box-Muller */
 void vs_test_fill_normal(vs_test_rng *r, float *x, size_t n, double sigma);
 
+/* malloc that exits (status 2) when out of memory; never returns NULL. */
+void *vs_test_xmalloc(size_t bytes);
+
+/* Solves A x = b in place (x in b) by Gaussian elimination with partial
+   pivoting; A is m x m row-major and is destroyed. Returns 0 (A singular)
+   when a pivot is not above rel_tol * max|A|. */
+int vs_test_gauss(double *A, double *b, int m, double rel_tol);
+
 /* Every ISA this build and CPU can run ("scalar" first); returns the count. */
 int vs_test_isas(const char **names, int cap);
 
