@@ -682,14 +682,13 @@ static int project_head(vs_cache *c, const vs_kernels *K, uint32_t h, const floa
    Leaves the routed pages in ws.page_list[0..*nroute) and the candidates'
    token positions in ws.cand[0..diag->candidates) (indices into tok_index).
    *ref_norm: the norm the tolerance compares error_bound with. */
-/* Routes query qr (of KV head g) to sink + top-P middle pages by bound +
+/* Routes query qh (of KV head g) to sink + top-P middle pages by bound +
    recent pages: ws.page_list[0..return), increasing; leaves the bound arrays
    the certificate reads (flat: ws.bound; tree: ws.nbound, ws.xbound). */
-static uint32_t route(vs_cache *c, const vs_kernels *K, uint32_t g, const float *qr, float scale,
+static uint32_t route(vs_cache *c, const vs_kernels *K, uint32_t g, const float *qh, float scale,
                       size_t P, const vs_decode_options *o) {
     vs_scratch *w = &c->ws;
     const uint32_t d = c->cfg.head_dim, np = c->npages;
-    const float *qh = qr;
     const uint32_t sink = o->sink_pages < np ? o->sink_pages : np;
     const uint32_t recent = o->recent_pages < np - sink ? o->recent_pages : np - sink;
     const uint32_t mid = np - sink - recent, F = VS_NODE_PAGES, nn = (np + F - 1) / F;
@@ -740,7 +739,8 @@ static uint32_t route(vs_cache *c, const vs_kernels *K, uint32_t g, const float 
    or by its group's shared one): exact scores, top-Kc candidates, the solver,
    and the certificate. `ds_route` bounds the rounding of the routing bounds
    and `shift` how far they may lie below head h's own (0 when h routed
-   itself); `keep`: leave the routing's bound arrays as they are (shared). Leaves the candidates' positions in ws.cand[0..diag->candidates)
+   itself; ds_route 0 then, as h's own rounding is counted anyway); `keep`:
+   leave the routing's bound arrays as they are (shared). Leaves the candidates' positions in ws.cand[0..diag->candidates)
    (indices into tok_index). *ref_norm: the norm the tolerance compares
    error_bound with. */
 static int attend(vs_cache *c, const vs_kernels *K, uint32_t h, const float *qh, float scale,
@@ -888,8 +888,7 @@ static int sparse_head(vs_cache *c, const vs_kernels *K, uint32_t h, const float
                        float *out, vs_head_diag *dg, uint32_t *nroute, double *ref_norm) {
     const uint32_t g = h / (c->cfg.heads / c->cfg.kv_heads);
     *nroute = route(c, K, g, qh, scale, P, o);
-    const double ds = score_error(c, scale, query_key_abs(c, qh, g));
-    return attend(c, K, h, qh, scale, Kc, o, eps_k, tol_k, *nroute, ds, 0.0, 0, out, dg,
+    return attend(c, K, h, qh, scale, Kc, o, eps_k, tol_k, *nroute, 0.0, 0.0, 0, out, dg,
                   ref_norm);
 }
 
